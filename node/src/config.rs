@@ -1,0 +1,546 @@
+//! The one typed configuration tree.
+//!
+//! Values come, lowest precedence first, from the defaults below, an optional TOML file
+//! (`--config` or `ROOMCAST_CONFIG`) and environment variables. Each environment
+//! variable is mapped to exactly one field by [`ENV_VARS`], so the table in the README
+//! and the code cannot drift apart: a test checks that every mapped key exists.
+//!
+//! [`Config::load`] rejects unknown keys and values of the wrong type (figment names the
+//! key and where it came from) and then [`Config::validate`] checks what types cannot
+//! say, naming the field in every error.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Environment variables and the field each one sets.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("ROOMCAST_NODE_ID", "node.id"),
+    ("ROOMCAST_LISTEN", "server.listen"),
+    ("ROOMCAST_OPS_LISTEN", "server.ops_listen"),
+    ("ROOMCAST_PATH", "server.path"),
+    ("ROOMCAST_CORS_ORIGINS", "server.cors_origins"),
+    ("ROOMCAST_PING_INTERVAL", "server.ping_interval"),
+    ("ROOMCAST_PING_TIMEOUT", "server.ping_timeout"),
+    ("ROOMCAST_MAX_PAYLOAD", "server.max_payload"),
+    ("ROOMCAST_SHUTDOWN_TIMEOUT", "server.shutdown_timeout"),
+    ("DATABASE_URL", "database.url"),
+    ("ROOMCAST_DATABASE_MAX_CONNECTIONS", "database.max_connections"),
+    ("ROOMCAST_DATABASE_ACQUIRE_TIMEOUT", "database.acquire_timeout"),
+    ("ROOMCAST_SESSION_TTL", "database.session_ttl"),
+    ("REDIS_URL", "redis.url"),
+    ("ROOMCAST_JWT_ALGORITHM", "auth.jwt.algorithm"),
+    ("ROOMCAST_JWT_SECRET", "auth.jwt.secret"),
+    ("ROOMCAST_JWT_PUBLIC_KEY_FILE", "auth.jwt.public_key_file"),
+    ("ROOMCAST_JWT_PRIVATE_KEY_FILE", "auth.jwt.private_key_file"),
+    ("ROOMCAST_JWT_ISSUER", "auth.jwt.issuer"),
+    ("ROOMCAST_JWT_AUDIENCE", "auth.jwt.audience"),
+    ("ROOMCAST_JWT_TTL", "auth.jwt.ttl"),
+    ("ROOMCAST_JWT_LEEWAY", "auth.jwt.leeway"),
+    ("ROOMCAST_SESSION_SECRET", "auth.session.secret"),
+    ("ROOMCAST_SESSION_COOKIE", "auth.session.cookie"),
+    ("ROOMCAST_ROOMS_MAX_PER_SOCKET", "rooms.max_per_socket"),
+    ("ROOMCAST_LOG_FORMAT", "log.format"),
+    ("ROOMCAST_LOG_LEVEL", "log.level"),
+];
+
+/// The environment variable naming the configuration file.
+pub const CONFIG_FILE_ENV: &str = "ROOMCAST_CONFIG";
+
+/// The whole configuration of a node.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This node's identity in the cluster.
+    pub node: NodeConfig,
+    /// Listeners and Socket.IO engine settings.
+    pub server: ServerConfig,
+    /// Where session rows and users live.
+    pub database: DatabaseConfig,
+    /// The cluster adapter.
+    pub redis: RedisConfig,
+    /// Accepted credentials.
+    pub auth: AuthConfig,
+    /// Rules for user-named rooms.
+    pub rooms: RoomsConfig,
+    /// Log output.
+    pub log: LogConfig,
+}
+
+/// This node's identity in the cluster.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Node id written into session rows. Default: the host name and a random suffix,
+    /// so two processes on one host never share an id.
+    pub id: Option<String>,
+}
+
+/// Listeners and Socket.IO engine settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address for Socket.IO, the demo page and (unless `ops_listen` is set) the ops
+    /// endpoints. Default `0.0.0.0:3000`; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Separate address for `/livez`, `/readyz` and `/metrics`. Default: unset, served
+    /// on `listen`.
+    pub ops_listen: Option<SocketAddr>,
+    /// Socket.IO request path. Default `/socket.io`, as the official clients expect.
+    pub path: String,
+    /// Origins allowed to make cross-origin requests, or `*` for any. Accepts a list
+    /// or a comma-separated string. Default: empty, same-origin only.
+    #[serde(deserialize_with = "string_or_list")]
+    pub cors_origins: Vec<String>,
+    /// Engine.IO ping interval. Default `25s`, as Node's Socket.IO.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// Engine.IO ping timeout. Default `20s`, as Node's Socket.IO.
+    #[serde(with = "humantime_serde")]
+    pub ping_timeout: Duration,
+    /// Largest accepted packet in bytes. Default 1 000 000, Node's `maxHttpBufferSize`.
+    pub max_payload: u64,
+    /// How long a graceful shutdown may take before the node exits anyway. Default
+    /// `25s`, inside Kubernetes' default grace period of 30 s.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 3000)),
+            ops_listen: None,
+            path: "/socket.io".into(),
+            cors_origins: Vec::new(),
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+            max_payload: 1_000_000,
+            shutdown_timeout: Duration::from_secs(25),
+        }
+    }
+}
+
+/// Where session rows and users live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://<path>` (created with its schema on first run) or `postgres://…`.
+    /// Default `sqlite://roomcast.db`, in the working directory.
+    pub url: String,
+    /// Largest number of pooled connections. Default 10.
+    pub max_connections: u32,
+    /// How long to wait for a pooled connection before failing. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    /// Lifetime of a socket's session row unless refreshed. Default `24h`.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://roomcast.db".into(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            session_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The cluster adapter.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://…` switches the Redis cluster adapter on. Default: unset, the
+    /// in-process adapter (one node).
+    pub url: Option<String>,
+}
+
+/// Accepted credentials.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// JSON Web Tokens.
+    pub jwt: JwtConfig,
+    /// express-session cookies.
+    pub session: SessionCookieConfig,
+}
+
+/// JSON Web Tokens. Token authentication is off until a secret or a public key is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtConfig {
+    /// The one accepted algorithm: `HS256`, `RS256` or `ES256`. Default `HS256`.
+    /// Accepting exactly one closes the door on algorithm confusion.
+    pub algorithm: String,
+    /// HS256 shared secret, at least 32 bytes. Default: unset.
+    pub secret: Option<String>,
+    /// PEM public key for RS256/ES256 verification. Default: unset.
+    pub public_key_file: Option<PathBuf>,
+    /// PEM private key for RS256/ES256, used only by `roomcast token`. Default: unset.
+    pub private_key_file: Option<PathBuf>,
+    /// Required `iss`. Default: unset, not checked.
+    pub issuer: Option<String>,
+    /// Required `aud`. Default: unset, not checked.
+    pub audience: Option<String>,
+    /// Lifetime of tokens minted by `roomcast token`. Default `1h`.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Clock skew tolerated on `exp` and `nbf`. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: "HS256".into(),
+            secret: None,
+            public_key_file: None,
+            private_key_file: None,
+            issuer: None,
+            audience: None,
+            ttl: Duration::from_secs(3600),
+            leeway: Duration::from_secs(30),
+        }
+    }
+}
+
+/// express-session cookies. Cookie authentication is off until a secret is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionCookieConfig {
+    /// The Express application's session secret. Default: unset.
+    pub secret: Option<String>,
+    /// Cookie name. Default `connect.sid`, express-session's.
+    pub cookie: String,
+}
+
+impl Default for SessionCookieConfig {
+    fn default() -> Self {
+        Self { secret: None, cookie: "connect.sid".into() }
+    }
+}
+
+/// Rules for user-named rooms.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoomsConfig {
+    /// Rooms one socket may be in at once. Default 100.
+    pub max_per_socket: usize,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        Self { max_per_socket: 100 }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` for people or `json` for collectors. Default `text`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `roomcast_node=debug`. Default `info`;
+    /// `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A configuration that cannot be used, naming the field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The sources could not be read or did not fit the types.
+    #[error("configuration: {field}{}: {message}", env.map(|v| format!(" ({v})")).unwrap_or_default())]
+    Load {
+        /// Dotted path of the field (empty for the whole file).
+        field: String,
+        /// The environment variable the value came from, when it did.
+        env: Option<&'static str>,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A value has the right type but is not acceptable.
+    #[error("configuration: {field}: {message}")]
+    Invalid {
+        /// Dotted path of the field.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+fn load_error(e: figment::Error) -> ConfigError {
+    let field = e.path.join(".").to_lowercase();
+    let from_env = e.metadata.as_ref().is_some_and(|m| m.name.contains("environment"));
+    let env = ENV_VARS.iter().find(|(_, key)| from_env && *key == field).map(|(var, _)| *var);
+    ConfigError::Load { field, env, message: e.kind.to_string() }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field, message: message.into() }
+}
+
+impl Config {
+    /// Loads defaults, the optional file and the process environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, Env::raw())
+    }
+
+    fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(invalid("--config", format!("file {} not found", path.display())));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env = env.filter_map(|name| {
+            ENV_VARS
+                .iter()
+                .find(|(var, _)| name.as_str().eq_ignore_ascii_case(var))
+                .map(|(_, key)| (*key).into())
+        });
+        let config: Config = figment.merge(env).extract().map_err(load_error)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(id) = &self.node.id {
+            let ok = !id.is_empty()
+                && id.len() <= 64
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !ok {
+                return Err(invalid("node.id", "1-64 characters of [A-Za-z0-9._-]"));
+            }
+        }
+        let server = &self.server;
+        if !server.path.starts_with('/') || server.path.len() < 2 || server.path.ends_with('/') {
+            return Err(invalid("server.path", "must start with '/' and not end with '/'"));
+        }
+        if server.ops_listen.is_some_and(|ops| ops == server.listen && ops.port() != 0) {
+            return Err(invalid("server.ops_listen", "must differ from server.listen"));
+        }
+        for origin in &server.cors_origins {
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(invalid(
+                    "server.cors_origins",
+                    format!("{origin:?} is not '*' nor an http(s) origin"),
+                ));
+            }
+        }
+        for (field, value) in [
+            ("server.ping_interval", server.ping_interval),
+            ("server.ping_timeout", server.ping_timeout),
+            ("server.shutdown_timeout", server.shutdown_timeout),
+            ("database.acquire_timeout", self.database.acquire_timeout),
+            ("database.session_ttl", self.database.session_ttl),
+            ("auth.jwt.ttl", self.auth.jwt.ttl),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(field, "must be longer than zero"));
+            }
+        }
+        if server.max_payload < 1024 {
+            return Err(invalid("server.max_payload", "must be at least 1024 bytes"));
+        }
+        let db = &self.database;
+        if !(db.url.starts_with("sqlite:")
+            || db.url.starts_with("postgres://")
+            || db.url.starts_with("postgresql://"))
+        {
+            return Err(invalid("database.url", "must start with sqlite: or postgres://"));
+        }
+        if db.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if let Some(url) = &self.redis.url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(invalid("redis.url", "must start with redis:// or rediss://"));
+        }
+        self.validate_auth()?;
+        if self.rooms.max_per_socket == 0 {
+            return Err(invalid("rooms.max_per_socket", "must be at least 1"));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(invalid("log.level", e.to_string()));
+        }
+        Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let jwt = &self.auth.jwt;
+        match jwt.algorithm.as_str() {
+            "HS256" => {
+                if jwt.public_key_file.is_some() || jwt.private_key_file.is_some() {
+                    return Err(invalid(
+                        "auth.jwt.public_key_file",
+                        "key files need RS256 or ES256",
+                    ));
+                }
+                if jwt.secret.as_ref().is_some_and(|s| s.len() < 32) {
+                    return Err(invalid("auth.jwt.secret", "must be at least 32 bytes"));
+                }
+            }
+            "RS256" | "ES256" => {
+                if jwt.secret.is_some() {
+                    return Err(invalid("auth.jwt.secret", "a shared secret needs HS256"));
+                }
+                if jwt.public_key_file.is_none() {
+                    return Err(invalid("auth.jwt.public_key_file", "required with RS256/ES256"));
+                }
+            }
+            other => {
+                return Err(invalid(
+                    "auth.jwt.algorithm",
+                    format!("{other:?} is not one of HS256, RS256, ES256"),
+                ));
+            }
+        }
+        let session = &self.auth.session;
+        if session.secret.as_ref().is_some_and(|s| s.is_empty()) {
+            return Err(invalid("auth.session.secret", "must not be empty"));
+        }
+        if session.cookie.is_empty() || !session.cookie.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(invalid("auth.session.cookie", "must be a cookie name"));
+        }
+        Ok(())
+    }
+
+    /// The configured node id, or one made from the host name and a random suffix.
+    pub fn node_id(&self) -> String {
+        self.node.id.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "node".into());
+            let host: String =
+                host.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(48).collect();
+            format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+        })
+    }
+}
+
+/// Accepts `["a", "b"]` from a file or `"a,b"` from the environment.
+fn string_or_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(de)? {
+        OneOrMany::One(s) => {
+            s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+        }
+        OneOrMany::Many(v) => v,
+    })
+}
+
+#[cfg(test)]
+// figment's `Jail` closures return its own large error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load_in(jail: &Jail, file: Option<&str>) -> Result<Config, ConfigError> {
+        let _ = jail;
+        Config::load_from(file.map(Path::new), Env::raw())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Jail::expect_with(|jail| {
+            let config = load_in(jail, None).map_err(|e| e.to_string())?;
+            assert_eq!(config.server.listen.port(), 3000);
+            assert_eq!(config.database.url, "sqlite://roomcast.db");
+            assert!(config.redis.url.is_none());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "rc.toml",
+                "[server]\nlisten = \"127.0.0.1:4000\"\nping_interval = \"10s\"",
+            )?;
+            jail.set_env("ROOMCAST_LISTEN", "127.0.0.1:5000");
+            jail.set_env("ROOMCAST_CORS_ORIGINS", "https://a.example, https://b.example");
+            jail.set_env("DATABASE_URL", "postgres://u@localhost/db");
+            let config = load_in(jail, Some("rc.toml")).map_err(|e| e.to_string())?;
+            assert_eq!(config.server.listen.port(), 5000);
+            assert_eq!(config.server.ping_interval, Duration::from_secs(10));
+            assert_eq!(config.server.cors_origins, ["https://a.example", "https://b.example"]);
+            assert_eq!(config.database.url, "postgres://u@localhost/db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        Jail::expect_with(|jail| {
+            jail.set_env("ROOMCAST_LISTEN", "not-an-address");
+            let err = load_in(jail, None).expect_err("bad address").to_string();
+            assert!(err.contains("server.listen"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("ROOMCAST_JWT_SECRET", "short");
+            let err = load_in(jail, None).expect_err("short secret").to_string();
+            assert!(err.contains("auth.jwt.secret"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.create_file("rc.toml", "[server]\nlistn = \"127.0.0.1:4000\"")?;
+            let err = load_in(jail, Some("rc.toml")).expect_err("unknown key").to_string();
+            assert!(err.contains("listn"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("ROOMCAST_JWT_ALGORITHM", "none");
+            let err = load_in(jail, None).expect_err("alg none").to_string();
+            assert!(err.contains("auth.jwt.algorithm"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_env_var_maps_to_a_field() {
+        // JSON keeps unset options as null, so every leaf of the tree is present.
+        let tree = serde_json::to_value(Config::default()).expect("serializable");
+        for (var, key) in ENV_VARS {
+            let pointer = format!("/{}", key.replace('.', "/"));
+            assert!(tree.pointer(&pointer).is_some(), "{var} maps to unknown {key}");
+        }
+    }
+}

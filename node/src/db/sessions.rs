@@ -1,0 +1,163 @@
+//! Rows of `express_sessions`, the table shared with connect-pg-simple.
+//!
+//! Express applications write login rows (`sess.user` or `sess.passport.user`); the
+//! node writes one row per connected socket, keyed `roomcast:<socket id>`. Times are
+//! computed by the database, as connect-pg-simple does, so a Postgres `timestamp`
+//! column means the same instant to both.
+
+use serde_json::Value;
+
+use super::{Db, DbError, on_pool};
+
+/// Prefix of the rows the node writes for its sockets.
+pub const SOCKET_ROW_PREFIX: &str = "roomcast:";
+
+/// The row key of a socket's session.
+pub fn socket_row_sid(socket_id: &str) -> String {
+    format!("{SOCKET_ROW_PREFIX}{socket_id}")
+}
+
+impl Db {
+    /// Inserts or replaces a row that expires `ttl_secs` from now.
+    pub async fn put_session(&self, sid: &str, sess: &Value, ttl_secs: i64) -> Result<(), DbError> {
+        let sess = sess.to_string();
+        on_pool!(
+            self,
+            "INSERT INTO express_sessions (sid, sess, expire)
+             VALUES ($1, $2, datetime('now', $3 || ' seconds'))
+             ON CONFLICT (sid) DO UPDATE SET sess = excluded.sess, expire = excluded.expire",
+            "INSERT INTO express_sessions (sid, sess, expire)
+             VALUES ($1, $2::json, now()::timestamp + make_interval(secs => $3))
+             ON CONFLICT (sid) DO UPDATE SET sess = excluded.sess, expire = excluded.expire",
+            |pool, sql| sqlx::query(sql)
+                .bind(sid)
+                .bind(sess)
+                .bind(ttl_secs)
+                .execute(pool)
+                .await
+                .map(drop)
+        )?;
+        Ok(())
+    }
+
+    /// Replaces the `sess` of an existing row, keeping its expiry. Returns whether a
+    /// row was there.
+    pub async fn update_session(&self, sid: &str, sess: &Value) -> Result<bool, DbError> {
+        let sess = sess.to_string();
+        let result = on_pool!(
+            self,
+            "UPDATE express_sessions SET sess = $2 WHERE sid = $1",
+            "UPDATE express_sessions SET sess = $2::json WHERE sid = $1",
+            |pool, sql| sqlx::query(sql).bind(sid).bind(sess).execute(pool).await?.rows_affected()
+        );
+        Ok(result == 1)
+    }
+
+    /// The `sess` of a row that has not expired.
+    pub async fn live_session(&self, sid: &str) -> Result<Option<Value>, DbError> {
+        let text: Option<String> = on_pool!(
+            self,
+            "SELECT sess FROM express_sessions WHERE sid = $1 AND expire > datetime('now')",
+            "SELECT sess::text FROM express_sessions WHERE sid = $1 AND expire > now()",
+            |pool, sql| sqlx::query_scalar(sql).bind(sid).fetch_optional(pool).await?
+        );
+        // A row another application wrote with broken JSON is treated as absent.
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    /// Deletes a row; deleting a missing row is not an error.
+    pub async fn delete_session(&self, sid: &str) -> Result<(), DbError> {
+        on_pool!(
+            self,
+            "DELETE FROM express_sessions WHERE sid = $1",
+            "DELETE FROM express_sessions WHERE sid = $1",
+            |pool, sql| sqlx::query(sql).bind(sid).execute(pool).await.map(drop)
+        )?;
+        Ok(())
+    }
+
+    /// Deletes every socket row a node wrote; returns how many.
+    pub async fn delete_node_sessions(&self, node_id: &str) -> Result<u64, DbError> {
+        let rows = on_pool!(
+            self,
+            "DELETE FROM express_sessions
+             WHERE sid LIKE 'roomcast:%' AND json_extract(sess, '$.node') = $1",
+            "DELETE FROM express_sessions WHERE sid LIKE 'roomcast:%' AND sess->>'node' = $1",
+            |pool, sql| sqlx::query(sql).bind(node_id).execute(pool).await?.rows_affected()
+        );
+        Ok(rows)
+    }
+
+    /// Logins of the live socket rows whose `rooms` include `room`, sorted, once each.
+    pub async fn room_users(&self, room: &str) -> Result<Vec<String>, DbError> {
+        let users: Vec<String> = on_pool!(
+            self,
+            "SELECT DISTINCT json_extract(s.sess, '$.user') AS u
+             FROM express_sessions s, json_each(s.sess, '$.rooms') r
+             WHERE s.sid LIKE 'roomcast:%' AND r.value = $1 AND s.expire > datetime('now')
+               AND json_extract(s.sess, '$.user') IS NOT NULL
+             ORDER BY u",
+            "SELECT DISTINCT sess->>'user' AS u FROM express_sessions
+             WHERE sid LIKE 'roomcast:%' AND (sess::jsonb)->'rooms' @> jsonb_build_array($1::text)
+               AND expire > now() AND sess->>'user' IS NOT NULL
+             ORDER BY u",
+            |pool, sql| sqlx::query_scalar(sql).bind(room).fetch_all(pool).await?
+        );
+        Ok(users)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::db::testing;
+
+    #[tokio::test]
+    async fn rows_round_trip_on_every_backend() {
+        for t in testing::all().await {
+            let db = &t.db;
+            let sid = socket_row_sid("abc");
+            let sess = json!({"user": "alice", "rooms": ["r1", "r2"]});
+            db.put_session(&sid, &sess, 60).await.expect("put");
+            assert_eq!(db.live_session(&sid).await.expect("get"), Some(sess));
+
+            let sess = json!({"user": "alice", "rooms": ["r2"]});
+            assert!(db.update_session(&sid, &sess).await.expect("update"));
+            assert_eq!(db.live_session(&sid).await.expect("get"), Some(sess));
+            assert!(!db.update_session("roomcast:none", &json!({})).await.expect("update"));
+
+            db.put_session("roomcast:b", &json!({"user": "bob", "rooms": ["r2"]}), 60)
+                .await
+                .expect("put");
+            db.put_session("roomcast:c", &json!({"user": "alice", "rooms": ["r2"]}), 60)
+                .await
+                .expect("put");
+            assert_eq!(db.room_users("r2").await.expect("users"), ["alice", "bob"]);
+            assert!(db.room_users("r1").await.expect("users").is_empty());
+
+            db.delete_session(&sid).await.expect("delete");
+            assert_eq!(db.live_session(&sid).await.expect("get"), None);
+
+            db.put_session("roomcast:n1", &json!({"user": "a", "node": "n1"}), 60)
+                .await
+                .expect("put");
+            db.put_session("express", &json!({"user": "a", "node": "n1"}), 60).await.expect("put");
+            assert_eq!(db.delete_node_sessions("n1").await.expect("sweep"), 1);
+            assert!(db.live_session("express").await.expect("get").is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_rows_are_not_live() {
+        for t in testing::all().await {
+            t.db.put_session("s1", &json!({"user": "alice"}), -5).await.expect("put");
+            assert_eq!(t.db.live_session("s1").await.expect("get"), None);
+            t.db.put_session("roomcast:x", &json!({"user": "a", "rooms": ["r"]}), -5)
+                .await
+                .expect("put");
+            assert!(t.db.room_users("r").await.expect("users").is_empty());
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Socket.IO namespaces and their handlers, one file per protocol.
+//!
+//! Every authenticated namespace goes through [`authenticate`] before its connect
+//! handler runs: a refused client gets `connect_error` and nothing is written.
+
+pub mod reply;
+pub mod requests;
+pub mod workspace;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide_core::adapter::DefinedAdapter;
+
+use crate::auth::{AuthError, Credentials};
+use crate::session::Member;
+use crate::state::AppState;
+
+/// Why a connection was refused; the text is the client's `connect_error` message.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The node is shutting down and takes no new sockets.
+    #[error("service unavailable: shutting down")]
+    ShuttingDown,
+    /// Credentials missing or refused.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+/// Connect middleware: authenticates the handshake and writes the session row.
+async fn authenticate<A: Adapter>(
+    s: SocketRef<A>,
+    State(app): State<AppState>,
+    TryData(auth): TryData<Value>,
+) -> Result<(), ConnectError> {
+    let ns = s.ns().to_owned();
+    let count = |method: &str, result: &str| {
+        app.metrics.handshakes.with_label_values(&[ns.as_str(), method, result]).inc();
+    };
+    if !app.is_ready() {
+        count("none", "shutting_down");
+        return Err(ConnectError::ShuttingDown);
+    }
+    let parts = s.req_parts();
+    let cookie = parts.headers.get(axum::http::header::COOKIE).and_then(|v| v.to_str().ok());
+    let found = Credentials::from_handshake(
+        auth.ok().as_ref(),
+        parts.uri.query(),
+        cookie,
+        &app.config.auth.session.cookie,
+    );
+    let credentials = match found {
+        Ok(Some(credentials)) => credentials,
+        Ok(None) => {
+            count("none", "refused");
+            return Err(AuthError::NoCredentials.into());
+        }
+        Err(e) => {
+            count("none", "refused");
+            return Err(e.into());
+        }
+    };
+    let method = credentials.method().as_str();
+    let identity = match app.auth.authenticate(credentials).await {
+        Ok(identity) => identity,
+        Err(e) => {
+            if matches!(e, AuthError::Unavailable(_)) {
+                app.metrics.errors.with_label_values(&["database"]).inc();
+                tracing::warn!(error = ?e, "handshake refused: store unavailable");
+            }
+            count(method, "refused");
+            return Err(e.into());
+        }
+    };
+    let member = Member::new(identity, s.id.to_string(), app.node_id.clone(), &ns);
+    if let Err(e) = member.insert_row(&app.db, app.config.database.session_ttl).await {
+        app.metrics.errors.with_label_values(&["database"]).inc();
+        tracing::warn!(error = %e, "handshake refused: session row not written");
+        count(method, "refused");
+        return Err(AuthError::Unavailable(e).into());
+    }
+    count(method, "accepted");
+    s.extensions.insert(Arc::new(member));
+    Ok(())
+}
+
+/// Connect handler shared by authenticated namespaces: counts the socket and removes
+/// its row when it goes.
+fn track<A: Adapter>(s: &SocketRef<A>, app: &AppState) {
+    app.metrics.connections.with_label_values(&[s.ns()]).inc();
+    s.on_disconnect(
+        async |s: SocketRef<A>,
+               State(app): State<AppState>,
+               Extension(member): Extension<Arc<Member>>| {
+            app.metrics.connections.with_label_values(&[s.ns()]).dec();
+            if let Err(e) = member.delete_row(&app.db).await {
+                app.metrics.errors.with_label_values(&["database"]).inc();
+                tracing::warn!(error = %e, user = %member.identity.user, "session row not removed");
+            }
+        },
+    );
+}
+
+/// Declares every namespace on `io`. The adapter's init results (for a cluster
+/// adapter, futures that subscribe) are handed back for the caller to complete.
+pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) -> Vec<A::InitRes> {
+    let on_workspace = async |s: SocketRef<A>, State(app): State<AppState>| {
+        track(&s, &app);
+        workspace::register(&s);
+    };
+    vec![io.ns(workspace::NAMESPACE, on_workspace.with(authenticate::<A>))]
+}

@@ -1,0 +1,137 @@
+//! How handlers answer: one reply shape for acks, and the `error` event when the
+//! client asked for no ack.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::AckSender;
+use socketioxide::handler::{FromMessageParts, Value as PacketValue};
+use socketioxide::socket::Socket;
+
+use crate::metrics::Metrics;
+
+/// Machine-readable error codes, stable for clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// The payload has the wrong type or misses a field.
+    BadPayload,
+    /// The room name breaks the naming rules.
+    RoomInvalid,
+    /// The room is reserved or another socket's private room.
+    RoomForbidden,
+    /// The socket is in as many rooms as it may be.
+    TooManyRooms,
+    /// The socket is not in the room it addresses.
+    NotMember,
+    /// No handler for this event.
+    UnknownEvent,
+    /// No handler for this request route.
+    UnknownRoute,
+    /// The route's parameters are wrong.
+    BadParams,
+    /// A request with this uuid is already in flight on this socket.
+    DuplicateRequest,
+    /// The node could not complete the operation (its store failed).
+    Unavailable,
+}
+
+impl Code {
+    /// The code as sent to clients.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::BadPayload => "bad_payload",
+            Code::RoomInvalid => "room_invalid",
+            Code::RoomForbidden => "room_forbidden",
+            Code::TooManyRooms => "too_many_rooms",
+            Code::NotMember => "not_member",
+            Code::UnknownEvent => "unknown_event",
+            Code::UnknownRoute => "unknown_route",
+            Code::BadParams => "bad_params",
+            Code::DuplicateRequest => "duplicate_request",
+            Code::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// An error a client caused or must be told about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientError {
+    /// The code.
+    pub code: Code,
+    /// A sentence for people.
+    pub message: String,
+}
+
+impl ClientError {
+    /// An error with a code and message.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    /// `{code, message}`, as it appears in replies.
+    pub fn to_json(&self) -> Value {
+        json!({ "code": self.code.as_str(), "message": self.message })
+    }
+}
+
+/// The result of a handler: extra fields of a success reply, or an error.
+pub type Outcome = Result<Map<String, Value>, ClientError>;
+
+/// Extractor that answers an event: through the ack when the client asked for one,
+/// otherwise errors go out as the `error` event and successes say nothing.
+pub struct Reply<A: Adapter> {
+    ack: AckSender<A>,
+    wants_ack: bool,
+    socket: Arc<Socket<A>>,
+}
+
+impl<A: Adapter> FromMessageParts<A> for Reply<A> {
+    type Error = Infallible;
+    fn from_message_parts(
+        s: &Arc<Socket<A>>,
+        v: &mut PacketValue,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        let ack = AckSender::from_message_parts(s, v, ack_id)?;
+        Ok(Self { ack, wants_ack: ack_id.is_some(), socket: s.clone() })
+    }
+}
+
+impl<A: Adapter> Reply<A> {
+    /// Sends `body` as the ack, if the client asked for one.
+    pub fn ack(self, body: &Value) {
+        if let Err(e) = self.ack.send(body) {
+            tracing::debug!(error = %e, "ack not delivered");
+        }
+    }
+
+    /// Sends `{ok: true, ..fields}` or `{ok: false, error}` in the ack, or the error as
+    /// the `error` event `{event, code, message}` when there is no ack.
+    pub fn send(self, event: &str, outcome: Outcome, metrics: &Metrics) {
+        if let Err(e) = &outcome {
+            metrics.errors.with_label_values(&[e.code.as_str()]).inc();
+        }
+        let result = match (outcome, self.wants_ack) {
+            (Ok(mut fields), true) => {
+                fields.insert("ok".into(), Value::Bool(true));
+                self.ack.send(&fields)
+            }
+            (Err(e), true) => self.ack.send(&json!({ "ok": false, "error": e.to_json() })),
+            (Ok(_), false) => Ok(()),
+            (Err(e), false) => {
+                let ns = self.socket.ns().to_owned();
+                metrics.events_out.with_label_values(&[ns.as_str(), "error"]).inc();
+                self.socket.emit(
+                    "error",
+                    &json!({ "event": event, "code": e.code.as_str(), "message": e.message }),
+                )
+            }
+        };
+        if let Err(e) = result {
+            // The client went away or its buffer is full; nothing more can be told.
+            tracing::debug!(event, error = %e, "reply not delivered");
+        }
+    }
+}

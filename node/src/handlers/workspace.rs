@@ -1,0 +1,244 @@
+//! The workspace protocol of seed 000 on namespace `/`: rooms, relayed messages and
+//! invalidations, and the request controller.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{Event, Extension, SocketRef, State, TryData};
+use socketioxide::socket::Sid;
+
+use super::reply::{ClientError, Code, Outcome, Reply};
+use super::requests;
+use crate::rooms::{self, RoomError};
+use crate::session::{JoinOutcome, Member};
+use crate::state::AppState;
+
+/// The namespace these handlers serve.
+pub const NAMESPACE: &str = "/";
+
+/// Registers the event handlers on an authenticated socket.
+pub fn register<A: Adapter>(socket: &SocketRef<A>) {
+    socket.on("join room", join_room::<A>);
+    socket.on("leave room", leave_room::<A>);
+    socket.on("request", request::<A>);
+    socket.on("invalidate", invalidate::<A>);
+    socket.on("sendMessage", send_message::<A>);
+    socket.on_fallback(unknown_event::<A>);
+}
+
+fn count_in(app: &AppState, event: &str) {
+    app.metrics.events_in.with_label_values(&[NAMESPACE, event]).inc();
+}
+
+fn count_out(app: &AppState, event: &str) {
+    app.metrics.events_out.with_label_values(&[NAMESPACE, event]).inc();
+}
+
+fn fields(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// A room name from a payload: a string that follows the naming rules.
+fn room_name(value: Option<&Value>) -> Result<&str, ClientError> {
+    let name = value
+        .and_then(Value::as_str)
+        .ok_or_else(|| ClientError::new(Code::BadPayload, "a room name (string) is required"))?;
+    rooms::check_name(name).map_err(|e| match e {
+        RoomError::Invalid => ClientError::new(Code::RoomInvalid, e.to_string()),
+        RoomError::Reserved => ClientError::new(Code::RoomForbidden, e.to_string()),
+    })?;
+    Ok(name)
+}
+
+/// A room the sender must be in.
+fn member_room<'a>(member: &Member, value: Option<&'a Value>) -> Result<&'a str, ClientError> {
+    let room = room_name(value)?;
+    if member.is_in(room) {
+        Ok(room)
+    } else {
+        Err(ClientError::new(Code::NotMember, "join the room first"))
+    }
+}
+
+/// Whether `name` is the id of a connected socket, i.e. its private room.
+fn is_socket_id<A: Adapter>(io: &SocketIo<A>, name: &str) -> bool {
+    name.parse::<Sid>().is_ok_and(|sid| io.get_socket(sid).is_some())
+}
+
+async fn persist_rooms(app: &AppState, member: &Member) {
+    if let Err(e) = member.update_row(&app.db, app.config.database.session_ttl).await {
+        app.metrics.errors.with_label_values(&["database"]).inc();
+        tracing::warn!(error = %e, user = %member.identity.user, "session row not updated");
+    }
+}
+
+async fn join_room<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
+    State(app): State<AppState>,
+    Extension(member): Extension<Arc<Member>>,
+    reply: Reply<A>,
+    TryData(data): TryData<Value>,
+) {
+    count_in(&app, "join room");
+    let outcome = async {
+        let data = data.map_err(|_| ClientError::new(Code::BadPayload, "unreadable payload"))?;
+        let room = room_name(Some(&data))?;
+        if room == s.id.as_str() || is_socket_id(&io, room) {
+            return Err(ClientError::new(Code::RoomForbidden, "this is a socket's private room"));
+        }
+        match member.add_room(room, app.config.rooms.max_per_socket) {
+            JoinOutcome::TooMany => {
+                return Err(ClientError::new(Code::TooManyRooms, "leave a room first"));
+            }
+            JoinOutcome::Joined => {
+                s.join(room.to_owned());
+                persist_rooms(&app, &member).await;
+            }
+            JoinOutcome::AlreadyMember => {}
+        }
+        Ok(fields(json!({ "room": room })))
+    }
+    .await;
+    reply.send("join room", outcome, &app.metrics);
+}
+
+async fn leave_room<A: Adapter>(
+    s: SocketRef<A>,
+    State(app): State<AppState>,
+    Extension(member): Extension<Arc<Member>>,
+    reply: Reply<A>,
+    TryData(data): TryData<Value>,
+) {
+    count_in(&app, "leave room");
+    let outcome = async {
+        let data = data.map_err(|_| ClientError::new(Code::BadPayload, "unreadable payload"))?;
+        let room = member_room(&member, Some(&data))?;
+        member.remove_room(room);
+        s.leave(room.to_owned());
+        persist_rooms(&app, &member).await;
+        Ok(fields(json!({ "room": room })))
+    }
+    .await;
+    reply.send("leave room", outcome, &app.metrics);
+}
+
+async fn invalidate<A: Adapter>(
+    s: SocketRef<A>,
+    State(app): State<AppState>,
+    Extension(member): Extension<Arc<Member>>,
+    reply: Reply<A>,
+    TryData(data): TryData<Value>,
+) {
+    count_in(&app, "invalidate");
+    let outcome: Outcome = async {
+        let data = data.ok().filter(Value::is_object).ok_or_else(|| {
+            ClientError::new(Code::BadPayload, "an object with a room is required")
+        })?;
+        let room = member_room(&member, data.get("room"))?.to_owned();
+        count_out(&app, "ds invalidate");
+        if let Err(e) = s.to(room).emit("ds invalidate", &data).await {
+            tracing::warn!(error = %e, "ds invalidate not fully delivered");
+        }
+        Ok(Map::new())
+    }
+    .await;
+    reply.send("invalidate", outcome, &app.metrics);
+}
+
+/// Largest `message` of a chat message, in bytes of its JSON.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+async fn send_message<A: Adapter>(
+    s: SocketRef<A>,
+    State(app): State<AppState>,
+    Extension(member): Extension<Arc<Member>>,
+    reply: Reply<A>,
+    TryData(data): TryData<Value>,
+) {
+    count_in(&app, "sendMessage");
+    let outcome = async {
+        let data = data.ok().filter(Value::is_object).ok_or_else(|| {
+            ClientError::new(Code::BadPayload, "an object {room, message} is required")
+        })?;
+        let message = match data.get("message") {
+            Some(Value::String(text)) if !text.is_empty() => data["message"].clone(),
+            Some(Value::Object(_)) => data["message"].clone(),
+            _ => {
+                return Err(ClientError::new(
+                    Code::BadPayload,
+                    "message must be a non-empty string or an object",
+                ));
+            }
+        };
+        if message.to_string().len() > MAX_MESSAGE_BYTES {
+            return Err(ClientError::new(Code::BadPayload, "message is too large"));
+        }
+        let room = member_room(&member, data.get("room"))?.to_owned();
+        let id = uuid::Uuid::new_v4().to_string();
+        let out = json!({
+            "id": id,
+            "from": member.identity.user,
+            "room": room,
+            "message": message,
+            "ts": chrono::Utc::now().timestamp_millis(),
+        });
+        count_out(&app, "incomingMessage");
+        if let Err(e) = s.within(room).emit("incomingMessage", &out).await {
+            tracing::warn!(error = %e, "incomingMessage not fully delivered");
+        }
+        Ok(fields(json!({ "id": id })))
+    }
+    .await;
+    reply.send("sendMessage", outcome, &app.metrics);
+}
+
+async fn request<A: Adapter>(
+    s: SocketRef<A>,
+    State(app): State<AppState>,
+    Extension(member): Extension<Arc<Member>>,
+    reply: Reply<A>,
+    TryData(data): TryData<Value>,
+) {
+    count_in(&app, "request");
+    let request = match requests::Request::parse(data.ok()) {
+        Ok(request) => request,
+        Err(e) => return reply.send("request", Err(e), &app.metrics),
+    };
+    let outcome = if member.begin_request(&request.uuid) {
+        let outcome = requests::dispatch(&app, &member, &request).await;
+        member.end_request(&request.uuid);
+        outcome
+    } else {
+        Err(ClientError::new(Code::DuplicateRequest, "this uuid is already in flight"))
+    };
+    let body = match &outcome {
+        Ok(result) => json!({ "uuid": request.uuid, "ok": true, "result": result }),
+        Err(e) => json!({ "uuid": request.uuid, "ok": false, "error": e.to_json() }),
+    };
+    if let Err(e) = &outcome {
+        app.metrics.errors.with_label_values(&[e.code.as_str()]).inc();
+    }
+    count_out(&app, "request reply");
+    if let Err(e) = s.emit(format!("request {}", request.uuid), &body) {
+        tracing::debug!(error = %e, "request reply not delivered");
+    }
+    reply.ack(&body);
+}
+
+async fn unknown_event<A: Adapter>(
+    State(app): State<AppState>,
+    Event(event): Event,
+    reply: Reply<A>,
+) {
+    count_in(&app, "unknown");
+    // The name is the client's; keep what is echoed back short.
+    let event: String = event.chars().take(64).collect();
+    let message = format!("unknown event {event:?}");
+    reply.send(&event, Err(ClientError::new(Code::UnknownEvent, message)), &app.metrics);
+}

@@ -1,0 +1,33 @@
+//! # Roomcast node
+//!
+//! A Socket.IO server node (axum + socketioxide) meant to run as one of many identical,
+//! stateless nodes behind a sticky load balancer.
+//!
+//! The layers, from the outside in:
+//!
+//! - [`server`] wires a node: the SQL store, credential checks, the Socket.IO layer,
+//!   the HTTP routes, and a graceful shutdown with a deadline.
+//! - [`handlers`] holds the namespaces, one file per protocol, and the connect
+//!   middleware every authenticated namespace goes through.
+//! - [`auth`] checks credentials (password, JWT, express-session cookie); [`session`]
+//!   keeps a socket's state and its row in `express_sessions`; [`rooms`] holds the
+//!   rules for user-named rooms.
+//! - [`db`] speaks to SQLite or Postgres with the same behaviour on both.
+//! - [`config`] is the one typed configuration tree; [`metrics`] the Prometheus
+//!   registry.
+//!
+//! The wire contract clients see is written out in `docs/protocol.md`.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod handlers;
+pub mod http;
+pub mod metrics;
+pub mod rooms;
+pub mod server;
+pub mod session;
+pub mod state;
+
+pub use config::Config;
+pub use server::Node;

@@ -1,0 +1,156 @@
+//! The `roomcast` command: serve a node, or administer its store.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use roomcast_node::Node;
+use roomcast_node::auth::{jwt, password};
+use roomcast_node::config::{CONFIG_FILE_ENV, Config, LogFormat};
+use roomcast_node::db::Db;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "roomcast", version, about = "A horizontally scaled Socket.IO server")]
+struct Cli {
+    /// TOML configuration file; environment variables override it.
+    #[arg(long, global = true, env = CONFIG_FILE_ENV)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Print a JWT for an existing user, signed with the configured key.
+    Token {
+        /// The user's login.
+        login: String,
+    },
+    /// Validate the configuration and print it with secrets hidden.
+    CheckConfig,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password comes from --password or standard input.
+    Add {
+        /// Login: 1-64 characters of [A-Za-z0-9_.@-].
+        login: String,
+        /// Password; read from standard input when absent.
+        #[arg(long)]
+        password: Option<String>,
+    },
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    match config.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn store(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            init_logging(&config);
+            let node = Node::build(config).await?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn({
+                let shutdown = shutdown.clone();
+                async move {
+                    shutdown_signal().await;
+                    shutdown.cancel();
+                }
+            });
+            node.run(shutdown).await?;
+        }
+        Command::Migrate => {
+            store(&config).await?.close().await;
+            println!("migrations applied");
+        }
+        Command::User { command: UserCommand::Add { login, password } } => {
+            if !password::valid_login(&login) {
+                bail!("login must be 1-64 characters of [A-Za-z0-9_.@-]");
+            }
+            let password = match password {
+                Some(p) => p,
+                None => {
+                    let mut input = String::new();
+                    std::io::stdin().read_to_string(&mut input).context("reading the password")?;
+                    input.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            if password.is_empty() || password.len() > 1024 {
+                bail!("password must be 1-1024 bytes");
+            }
+            let hash = password::hash(&password)?;
+            let db = store(&config).await?;
+            let created = db.create_user(&login, &hash).await?;
+            db.close().await;
+            if !created {
+                bail!("user {login:?} already exists");
+            }
+            println!("user {login} created");
+        }
+        Command::Token { login } => {
+            let db = store(&config).await?;
+            let exists = db.user_exists(&login).await?;
+            db.close().await;
+            if !exists {
+                bail!("no user {login:?}");
+            }
+            println!("{}", jwt::mint(&config.auth.jwt, &login)?);
+        }
+        Command::CheckConfig => {
+            let mut shown = config.clone();
+            for secret in [&mut shown.auth.jwt.secret, &mut shown.auth.session.secret] {
+                if secret.is_some() {
+                    *secret = Some("<hidden>".into());
+                }
+            }
+            // TOML, the file format, so the output can be fed back as a file.
+            println!("{}", toml::to_string_pretty(&shown)?);
+            println!("# configuration is valid");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Prometheus metrics of a node.
+//!
+//! Label values are bounded: event names are those the node defines (anything else is
+//! counted as `unknown`), so a client cannot grow the registry.
+
+use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// The node's metrics, registered in their own registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Connected sockets by namespace.
+    pub connections: IntGaugeVec,
+    /// Accepted and refused handshakes by namespace, method and result.
+    pub handshakes: IntCounterVec,
+    /// Events received by namespace and event name.
+    pub events_in: IntCounterVec,
+    /// Events emitted (one per emit call, however many receive it) by namespace and name.
+    pub events_out: IntCounterVec,
+    /// Errors by kind: client errors by code, and `database`.
+    pub errors: IntCounterVec,
+}
+
+impl Metrics {
+    /// A fresh registry with every metric at zero.
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("roomcast".into()), None).expect("valid prefix");
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(metric.clone())).expect("registered once");
+            metric
+        };
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(metric.clone())).expect("registered once");
+            metric
+        };
+        Self {
+            connections: gauge("connections", "Connected sockets", &["namespace"]),
+            handshakes: counter(
+                "handshakes_total",
+                "Handshakes by outcome",
+                &["namespace", "method", "result"],
+            ),
+            events_in: counter("events_in_total", "Events received", &["namespace", "event"]),
+            events_out: counter("events_out_total", "Events emitted", &["namespace", "event"]),
+            errors: counter("errors_total", "Errors by kind", &["kind"]),
+            registry,
+        }
+    }
+
+    /// The registry, for metrics other crates (the adapter) add.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prefixed_metrics() {
+        let m = Metrics::new();
+        m.events_in.with_label_values(&["/", "join room"]).inc();
+        m.connections.with_label_values(&["/"]).set(2);
+        let text = m.render();
+        assert!(
+            text.contains("roomcast_events_in_total{event=\"join room\",namespace=\"/\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("roomcast_connections{namespace=\"/\"} 2"), "{text}");
+    }
+}

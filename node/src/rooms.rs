@@ -1,0 +1,61 @@
+//! Rules for user-named rooms.
+//!
+//! Names travel in events, logs and session rows, so they are bounded and printable.
+//! Some names belong to the server: the `$` and `roomcast:` prefixes, and any
+//! connected socket's id, which is that socket's private room (the adapter delivers a
+//! broadcast to a room named after a socket id to that socket).
+
+/// Longest room name, in characters.
+pub const MAX_ROOM_CHARS: usize = 100;
+
+/// Prefixes reserved for rooms the server makes.
+pub const RESERVED_PREFIXES: &[&str] = &["$", "roomcast:"];
+
+/// Why a room name was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RoomError {
+    /// Empty, too long, control characters or surrounding white space.
+    #[error("room names are 1-100 printable characters without surrounding spaces")]
+    Invalid,
+    /// Reserved for the server.
+    #[error("this room name is reserved")]
+    Reserved,
+}
+
+/// Checks the form of a room name. Whether it is a socket's private room needs the
+/// live sockets and is checked by the caller.
+pub fn check_name(name: &str) -> Result<(), RoomError> {
+    let chars = name.chars().count();
+    if chars == 0
+        || chars > MAX_ROOM_CHARS
+        || name.chars().any(char::is_control)
+        || name.trim() != name
+    {
+        return Err(RoomError::Invalid);
+    }
+    if RESERVED_PREFIXES.iter().any(|p| name.starts_with(p)) {
+        return Err(RoomError::Reserved);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_names() {
+        for name in ["general", "project/42", "Привет мир", "a", &"x".repeat(100)] {
+            assert_eq!(check_name(name), Ok(()), "{name}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_and_reserved_names() {
+        for name in ["", " lead", "trail ", "tab\there", "nul\0", &"x".repeat(101)] {
+            assert_eq!(check_name(name), Err(RoomError::Invalid), "{name:?}");
+        }
+        assert_eq!(check_name("$internal"), Err(RoomError::Reserved));
+        assert_eq!(check_name("roomcast:x"), Err(RoomError::Reserved));
+    }
+}

@@ -1,0 +1,180 @@
+//! Wiring a node, top to bottom: store, credentials, Socket.IO, HTTP, and a shutdown
+//! that drains before it exits.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, Method};
+use socketioxide::SocketIo;
+use socketioxide::adapter::LocalAdapter;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::db::{Db, DbError};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::{handlers, http};
+
+/// A node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store failed to connect or migrate.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// A configured key could not be loaded.
+    #[error(transparent)]
+    Keys(#[from] crate::auth::jwt::KeyError),
+    /// An address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A node bound to its ports, ready to run.
+pub struct Node {
+    state: AppState,
+    io: SocketIo<LocalAdapter>,
+    app: Router,
+    listener: TcpListener,
+    ops: Option<(Router, TcpListener)>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        // Mirroring the request's origin (not `*`) keeps credentialed requests working.
+        AllowOrigin::mirror_request()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([axum::http::header::CONTENT_TYPE, axum::http::header::AUTHORIZATION])
+}
+
+impl Node {
+    /// Connects and migrates the store, loads keys and binds the listeners.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let node_id = config.node_id();
+        let db = Db::connect(&config.database).await?;
+        db.migrate().await?;
+        let auth = Authenticator::new(&config.auth, db.clone())?;
+        let state = AppState::new(config, node_id, db, auth, Metrics::new());
+        let server = &state.config.server;
+
+        let (layer, io) = SocketIo::builder()
+            .req_path(server.path.clone())
+            .ping_interval(server.ping_interval)
+            .ping_timeout(server.ping_timeout)
+            .max_payload(server.max_payload)
+            .with_state(state.clone())
+            .build_layer();
+        // Present the gauge from the start, so dashboards see 0 rather than nothing.
+        state.metrics.connections.with_label_values(&[handlers::workspace::NAMESPACE]).set(0);
+        for init in handlers::register(&io) {
+            // The in-process adapter has nothing to initialise.
+            let () = init;
+        }
+
+        let ops_routes = http::ops_routes(state.clone());
+        let mut app = Router::new();
+        let ops = match server.ops_listen {
+            Some(addr) => Some((ops_routes, bind(addr).await?)),
+            None => {
+                app = app.merge(ops_routes);
+                None
+            }
+        };
+        let app = app.layer(layer).layer(cors(&server.cors_origins));
+        let listener = bind(server.listen).await?;
+        Ok(Self { state, io, app, listener, ops })
+    }
+
+    /// The address Socket.IO listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        // A bound listener always has an address.
+        self.listener.local_addr().unwrap_or_else(|_| self.state.config.server.listen)
+    }
+
+    /// The address the ops endpoints listen on.
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops
+            .as_ref()
+            .and_then(|(_, l)| l.local_addr().ok())
+            .unwrap_or_else(|| self.local_addr())
+    }
+
+    /// Shared state, for tests and the CLI.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains: readiness off and no new
+    /// sockets at once, every client told to reconnect elsewhere, this node's session
+    /// rows removed, and an exit within `server.shutdown_timeout` whatever happens.
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let Node { state, io, app, listener, ops } = self;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, node = %state.node_id, "listening");
+
+        let stop_http = CancellationToken::new();
+        let serve = |router: Router, listener: TcpListener| {
+            let stop = stop_http.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
+            })
+        };
+        let mut servers = vec![serve(app, listener)];
+        if let Some((router, listener)) = ops {
+            tracing::info!(addr = %listener.local_addr()?, "ops listening");
+            servers.push(serve(router, listener));
+        }
+        state.set_ready(true);
+
+        shutdown.cancelled().await;
+        let deadline = state.config.server.shutdown_timeout;
+        tracing::info!(?deadline, "shutting down");
+        state.set_ready(false);
+        let drain = async {
+            // Closing the engine ends each transport without a Socket.IO disconnect
+            // packet, so official clients reconnect (to another node behind the LB).
+            io.close().await;
+            stop_http.cancel();
+            for server in servers {
+                match server.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "server stopped with an error"),
+                    Err(e) => tracing::warn!(error = %e, "server task failed"),
+                }
+            }
+        };
+        if tokio::time::timeout(deadline, drain).await.is_err() {
+            tracing::warn!("drain deadline passed; exiting with connections open");
+        }
+        // Disconnect handlers may still be running when the deadline hits; rows of
+        // this node's sockets must not outlive it.
+        let sweep = state.db.delete_node_sessions(&state.node_id);
+        match tokio::time::timeout(Duration::from_secs(2), sweep).await {
+            Ok(Ok(rows)) if rows > 0 => tracing::info!(rows, "removed remaining session rows"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "session rows not removed"),
+            Err(_) => tracing::warn!("session row sweep timed out"),
+        }
+        state.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,58 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::db::Db;
+use crate::metrics::Metrics;
+
+/// Shared, cheaply cloned state of a node.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The fields behind [`AppState`].
+pub struct Inner {
+    /// The validated configuration.
+    pub config: Config,
+    /// This node's id, written into session rows.
+    pub node_id: String,
+    /// The SQL store.
+    pub db: Db,
+    /// Credential checks.
+    pub auth: Authenticator,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    ready: AtomicBool,
+}
+
+impl AppState {
+    /// Bundles the parts; the node starts not ready.
+    pub fn new(
+        config: Config,
+        node_id: String,
+        db: Db,
+        auth: Authenticator,
+        metrics: Metrics,
+    ) -> Self {
+        Self(Arc::new(Inner { config, node_id, db, auth, metrics, ready: AtomicBool::new(false) }))
+    }
+
+    /// Whether the node takes new sockets (readiness, and the connect middleware).
+    pub fn is_ready(&self) -> bool {
+        self.0.ready.load(Ordering::Acquire)
+    }
+
+    /// Turns readiness on (after start-up) or off (at shutdown).
+    pub fn set_ready(&self, ready: bool) {
+        self.0.ready.store(ready, Ordering::Release);
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
