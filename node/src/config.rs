@@ -44,6 +44,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ROOMCAST_SESSION_SECRET", "auth.session.secret"),
     ("ROOMCAST_SESSION_COOKIE", "auth.session.cookie"),
     ("ROOMCAST_ROOMS_MAX_PER_SOCKET", "rooms.max_per_socket"),
+    ("ROOMCAST_LOBBY_GUESTS", "lobby.guests"),
     ("ROOMCAST_LOG_FORMAT", "log.format"),
     ("ROOMCAST_LOG_LEVEL", "log.level"),
 ];
@@ -67,6 +68,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Rules for user-named rooms.
     pub rooms: RoomsConfig,
+    /// The seed 001 lobby.
+    pub lobby: LobbyConfig,
     /// Log output.
     pub log: LogConfig,
 }
@@ -239,6 +242,21 @@ pub struct RoomsConfig {
 impl Default for RoomsConfig {
     fn default() -> Self {
         Self { max_per_socket: 100 }
+    }
+}
+
+/// The seed 001 lobby on `/lobby`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LobbyConfig {
+    /// Whether guests may connect without credentials, as in the Flask original.
+    /// Default `true`; `false` puts `/lobby` behind the same authentication as `/`.
+    pub guests: bool,
+}
+
+impl Default for LobbyConfig {
+    fn default() -> Self {
+        Self { guests: true }
     }
 }
 

@@ -83,8 +83,10 @@ impl Node {
             .with_state(state.clone())
             .build_layer();
         // Present the gauge from the start, so dashboards see 0 rather than nothing.
-        state.metrics.connections.with_label_values(&[handlers::workspace::NAMESPACE]).set(0);
-        for init in handlers::register(&io) {
+        for ns in handlers::NAMESPACES {
+            state.metrics.connections.with_label_values(&[ns]).set(0);
+        }
+        for init in handlers::register(&io, &state) {
             // The in-process adapter has nothing to initialise.
             let () = init;
         }

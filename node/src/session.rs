@@ -56,7 +56,7 @@ impl Member {
 
     /// Key of this socket's session row.
     pub fn row_sid(&self) -> String {
-        socket_row_sid(&self.socket_id)
+        socket_row_sid(&self.socket_id, &self.namespace)
     }
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {

@@ -4,6 +4,7 @@
 //! dialect of each; [`Db`] picks one. The two are kept side by side in each query so a
 //! change to one is seen next to the other, and every behaviour is tested on both.
 
+pub mod lobby;
 pub mod sessions;
 pub mod users;
 

@@ -12,9 +12,13 @@ use super::{Db, DbError, on_pool};
 /// Prefix of the rows the node writes for its sockets.
 pub const SOCKET_ROW_PREFIX: &str = "roomcast:";
 
-/// The row key of a socket's session.
-pub fn socket_row_sid(socket_id: &str) -> String {
-    format!("{SOCKET_ROW_PREFIX}{socket_id}")
+/// The row key of a socket's session: `roomcast:<id>` on `/`, `roomcast:<id><ns>`
+/// elsewhere, since one client's namespaces share an id.
+pub fn socket_row_sid(socket_id: &str, namespace: &str) -> String {
+    match namespace {
+        "/" => format!("{SOCKET_ROW_PREFIX}{socket_id}"),
+        ns => format!("{SOCKET_ROW_PREFIX}{socket_id}{ns}"),
+    }
 }
 
 impl Db {
@@ -118,7 +122,8 @@ mod tests {
     async fn rows_round_trip_on_every_backend() {
         for t in testing::all().await {
             let db = &t.db;
-            let sid = socket_row_sid("abc");
+            let sid = socket_row_sid("abc", "/");
+            assert_eq!(socket_row_sid("abc", "/lobby"), "roomcast:abc/lobby");
             let sess = json!({"user": "alice", "rooms": ["r1", "r2"]});
             db.put_session(&sid, &sess, 60).await.expect("put");
             assert_eq!(db.live_session(&sid).await.expect("get"), Some(sess));

@@ -3,6 +3,7 @@
 //! Every authenticated namespace goes through [`authenticate`] before its connect
 //! handler runs: a refused client gets `connect_error` and nothing is written.
 
+pub mod lobby;
 pub mod reply;
 pub mod requests;
 pub mod workspace;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::extract::{MaybeExtension, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide_core::adapter::DefinedAdapter;
 
@@ -88,16 +89,21 @@ async fn authenticate<A: Adapter>(
     Ok(())
 }
 
-/// Connect handler shared by authenticated namespaces: counts the socket and removes
-/// its row when it goes.
+/// Counts the socket and cleans up after it when it goes, whatever its namespace.
 fn track<A: Adapter>(s: &SocketRef<A>, app: &AppState) {
     app.metrics.connections.with_label_values(&[s.ns()]).inc();
     s.on_disconnect(
         async |s: SocketRef<A>,
+               io: SocketIo<A>,
                State(app): State<AppState>,
-               Extension(member): Extension<Arc<Member>>| {
+               MaybeExtension(member): MaybeExtension<Arc<Member>>| {
             app.metrics.connections.with_label_values(&[s.ns()]).dec();
-            if let Err(e) = member.delete_row(&app.db).await {
+            if s.ns() == lobby::NAMESPACE {
+                lobby::on_disconnect(s.clone(), io, app.clone()).await;
+            }
+            if let Some(member) = member
+                && let Err(e) = member.delete_row(&app.db).await
+            {
                 app.metrics.errors.with_label_values(&["database"]).inc();
                 tracing::warn!(error = %e, user = %member.identity.user, "session row not removed");
             }
@@ -105,12 +111,25 @@ fn track<A: Adapter>(s: &SocketRef<A>, app: &AppState) {
     );
 }
 
+/// Every namespace the node serves.
+pub const NAMESPACES: &[&str] = &[workspace::NAMESPACE, lobby::NAMESPACE];
+
 /// Declares every namespace on `io`. The adapter's init results (for a cluster
 /// adapter, futures that subscribe) are handed back for the caller to complete.
-pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) -> Vec<A::InitRes> {
+pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, app: &AppState) -> Vec<A::InitRes> {
     let on_workspace = async |s: SocketRef<A>, State(app): State<AppState>| {
         track(&s, &app);
         workspace::register(&s);
     };
-    vec![io.ns(workspace::NAMESPACE, on_workspace.with(authenticate::<A>))]
+    let on_lobby = async |s: SocketRef<A>, State(app): State<AppState>| {
+        track(&s, &app);
+        lobby::register(&s);
+    };
+    let lobby = if app.config.lobby.guests {
+        // The Flask original let anyone in; players pick a name with `login`.
+        io.ns(lobby::NAMESPACE, on_lobby)
+    } else {
+        io.ns(lobby::NAMESPACE, on_lobby.with(authenticate::<A>))
+    };
+    vec![io.ns(workspace::NAMESPACE, on_workspace.with(authenticate::<A>)), lobby]
 }

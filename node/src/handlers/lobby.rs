@@ -1,0 +1,275 @@
+//! The lobby protocol of seed 001 on namespace `/lobby`, event names and payloads
+//! exactly as the Flask original had them (`proccess_check` included).
+//!
+//! Sessions and memberships live in the database, so a host and its clients may be on
+//! different nodes; each session is the room `lobby:<key>`, which the adapter spreads
+//! across the cluster.
+
+use std::sync::{Arc, Mutex};
+
+use rand::Rng;
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{Extension, SocketRef, State, TryData};
+
+use crate::db::lobby::{JoinResult, Membership, Role};
+use crate::state::AppState;
+
+/// The namespace these handlers serve.
+pub const NAMESPACE: &str = "/lobby";
+
+/// The name a socket logged in with; `None` until `login` and after `logout`.
+#[derive(Debug, Default)]
+pub struct LobbyUser(Mutex<Option<String>>);
+
+impl LobbyUser {
+    fn name(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, name: Option<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = name;
+    }
+}
+
+/// Registers the lobby handlers on a newly connected socket.
+pub fn register<A: Adapter>(socket: &SocketRef<A>) {
+    socket.extensions.insert(Arc::new(LobbyUser::default()));
+    socket.on("login", login::<A>);
+    socket.on("logout", logout::<A>);
+    socket.on("create_session", create_session::<A>);
+    socket.on("join_session", join_session::<A>);
+    socket.on("proccess_check", process_check::<A>);
+    socket.on_fallback(async |s: SocketRef<A>, State(app): State<AppState>| {
+        count_in(&app, "unknown");
+        fail(&s, &app, "Unknown event");
+    });
+}
+
+fn room(key: &str) -> String {
+    format!("lobby:{key}")
+}
+
+fn count_in(app: &AppState, event: &str) {
+    app.metrics.events_in.with_label_values(&[NAMESPACE, event]).inc();
+}
+
+fn emit<A: Adapter>(s: &SocketRef<A>, app: &AppState, event: &str, data: Value) {
+    app.metrics.events_out.with_label_values(&[NAMESPACE, event]).inc();
+    if let Err(e) = s.emit(event, &data) {
+        tracing::debug!(error = %e, event, "lobby reply not delivered");
+    }
+}
+
+/// Seed 001 reports every failure as `error {message}`.
+fn fail<A: Adapter>(s: &SocketRef<A>, app: &AppState, message: &str) {
+    app.metrics.errors.with_label_values(&["lobby"]).inc();
+    emit(s, app, "error", json!({ "message": message }));
+}
+
+fn unavailable(app: &AppState, e: &crate::db::DbError) -> &'static str {
+    app.metrics.errors.with_label_values(&["database"]).inc();
+    tracing::warn!(error = %e, "lobby store failed");
+    "Service unavailable, try again"
+}
+
+async fn broadcast<A: Adapter>(
+    s: &SocketRef<A>,
+    app: &AppState,
+    key: &str,
+    event: &str,
+    data: Value,
+) {
+    app.metrics.events_out.with_label_values(&[NAMESPACE, event]).inc();
+    if let Err(e) = s.within(room(key)).emit(event, &data).await {
+        tracing::warn!(error = %e, event, "lobby broadcast not fully delivered");
+    }
+}
+
+/// A player name: 1-64 characters, no control characters or surrounding spaces.
+fn player_name(data: &Value) -> Option<String> {
+    let name = data.get("name")?.as_str()?;
+    let ok = (1..=64).contains(&name.chars().count())
+        && !name.chars().any(char::is_control)
+        && name.trim() == name;
+    ok.then(|| name.to_owned())
+}
+
+async fn login<A: Adapter>(
+    s: SocketRef<A>,
+    State(app): State<AppState>,
+    Extension(user): Extension<Arc<LobbyUser>>,
+    TryData(data): TryData<Value>,
+) {
+    count_in(&app, "login");
+    let Some(name) = data.ok().as_ref().and_then(player_name) else {
+        return fail(&s, &app, "Bad payload: expected {\"name\": \"...\"}");
+    };
+    if user.name().is_some() {
+        return fail(&s, &app, "Already logged in");
+    }
+    user.set(Some(name.clone()));
+    let reply = json!({ "message": "You are connected!", "name": name, "type": "USER" });
+    emit(&s, &app, "login_success", reply);
+}
+
+/// Takes the socket out of its session, closing the session if it was the host.
+async fn leave_session<A: Adapter>(s: &SocketRef<A>, io: &SocketIo<A>, app: &AppState) {
+    let left = match app.db.leave_lobby(s.id.as_str()).await {
+        Ok(left) => left,
+        Err(e) => {
+            unavailable(app, &e);
+            return;
+        }
+    };
+    let Some(Membership { session_key, name, role }) = left else { return };
+    let room = room(&session_key);
+    s.leave(room.clone());
+    match role {
+        Role::Host => {
+            let closed = json!({ "message": "Session closed!", "session_key": session_key });
+            broadcast(s, app, &session_key, "session_closed", closed).await;
+            if let Some(ns) = io.of(NAMESPACE)
+                && let Err(e) = ns.within(room.clone()).leave(room).await
+            {
+                tracing::warn!(error = %e, "members not removed from a closed lobby room");
+            }
+        }
+        Role::Client => {
+            let gone = json!({ "message": "User disconnected!", "name": name });
+            broadcast(s, app, &session_key, "user_disconnected", gone).await;
+        }
+    }
+}
+
+async fn logout<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
+    State(app): State<AppState>,
+    Extension(user): Extension<Arc<LobbyUser>>,
+) {
+    count_in(&app, "logout");
+    if user.name().is_none() {
+        return fail(&s, &app, "Not logged in");
+    }
+    leave_session(&s, &io, &app).await;
+    user.set(None);
+    emit(&s, &app, "logout_success", json!({ "message": "You are disconnected!" }));
+}
+
+/// Lobby session keys: 8 characters of an alphabet without look-alikes, 40 bits.
+fn new_session_key() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..8).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+async fn create_session<A: Adapter>(
+    s: SocketRef<A>,
+    State(app): State<AppState>,
+    Extension(user): Extension<Arc<LobbyUser>>,
+    TryData(data): TryData<Value>,
+) {
+    count_in(&app, "create_session");
+    let Some(name) = user.name() else { return fail(&s, &app, "Not logged in") };
+    let data = data.ok().filter(Value::is_object).unwrap_or_default();
+    if data.get("type").and_then(Value::as_str) != Some("default") {
+        return fail(&s, &app, "Unsupported session type: only \"default\"");
+    }
+    if data.get("ph_users").and_then(Value::as_i64) != Some(0) {
+        return fail(&s, &app, "ph_users must be 0");
+    }
+    let key = new_session_key();
+    match app.db.create_lobby(&key, "default", 0, s.id.as_str(), &name, &app.node_id).await {
+        Ok(true) => {
+            s.join(room(&key));
+            let reply = json!({ "message": "Session created!", "session_key": key });
+            emit(&s, &app, "send_session_key", reply);
+        }
+        Ok(false) => fail(&s, &app, "Already in a session"),
+        Err(e) => fail(&s, &app, unavailable(&app, &e)),
+    }
+}
+
+async fn join_session<A: Adapter>(
+    s: SocketRef<A>,
+    State(app): State<AppState>,
+    Extension(user): Extension<Arc<LobbyUser>>,
+    TryData(data): TryData<Value>,
+) {
+    count_in(&app, "join_session");
+    let Some(name) = user.name() else { return fail(&s, &app, "Not logged in") };
+    let key = match data {
+        Ok(Value::String(key)) if (1..=16).contains(&key.len()) => key,
+        _ => return fail(&s, &app, "Bad payload: expected the session key"),
+    };
+    match app.db.join_lobby(&key, s.id.as_str(), &name, &app.node_id).await {
+        Ok(JoinResult::Joined) => {
+            s.join(room(&key));
+            let hello = json!({ "message": "User connected!", "name": name });
+            broadcast(&s, &app, &key, "user_connected", hello).await;
+        }
+        Ok(JoinResult::UnknownKey) => fail(&s, &app, "Session not found"),
+        Ok(JoinResult::Started) => fail(&s, &app, "Session already started"),
+        Ok(JoinResult::AlreadyMember) => fail(&s, &app, "Already in a session"),
+        Err(e) => fail(&s, &app, unavailable(&app, &e)),
+    }
+}
+
+async fn process_check<A: Adapter>(
+    s: SocketRef<A>,
+    State(app): State<AppState>,
+    Extension(user): Extension<Arc<LobbyUser>>,
+) {
+    count_in(&app, "proccess_check");
+    if user.name().is_none() {
+        return fail(&s, &app, "Not logged in");
+    }
+    let membership = match app.db.lobby_membership(s.id.as_str()).await {
+        Ok(Some(m)) if m.role == Role::Host => m,
+        Ok(_) => return fail(&s, &app, "Only the host can start the session"),
+        Err(e) => return fail(&s, &app, unavailable(&app, &e)),
+    };
+    match app.db.start_lobby(&membership.session_key).await {
+        Ok(true) => {
+            let key = membership.session_key;
+            let started = json!({ "message": "Session started!", "session_key": key });
+            broadcast(&s, &app, &key, "session_started", started).await;
+        }
+        Ok(false) => fail(&s, &app, "Session already started"),
+        Err(e) => fail(&s, &app, unavailable(&app, &e)),
+    }
+}
+
+/// Disconnect handler: a socket that goes leaves its session like a `logout`.
+pub async fn on_disconnect<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, app: AppState) {
+    leave_session(&s, &io, &app).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_keys_use_the_alphabet() {
+        let key = new_session_key();
+        assert_eq!(key.len(), 8);
+        assert!(key.chars().all(|c| c.is_ascii_uppercase() || ('2'..='9').contains(&c)), "{key}");
+        assert_ne!(new_session_key(), key);
+    }
+
+    #[test]
+    fn player_names() {
+        assert_eq!(player_name(&json!({"name": "Ann"})).as_deref(), Some("Ann"));
+        for bad in [
+            json!({}),
+            json!({"name": 1}),
+            json!({"name": ""}),
+            json!({"name": " x"}),
+            json!("Ann"),
+        ] {
+            assert_eq!(player_name(&bad), None, "{bad}");
+        }
+    }
+}
