@@ -44,7 +44,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ROOMCAST_SESSION_SECRET", "auth.session.secret"),
     ("ROOMCAST_SESSION_COOKIE", "auth.session.cookie"),
     ("ROOMCAST_ROOMS_MAX_PER_SOCKET", "rooms.max_per_socket"),
-    ("ROOMCAST_LOBBY_GUESTS", "lobby.guests"),
+    ("ROOMCAST_GUEST_NAMESPACES", "auth.guest_namespaces"),
     ("ROOMCAST_LOG_FORMAT", "log.format"),
     ("ROOMCAST_LOG_LEVEL", "log.level"),
 ];
@@ -68,8 +68,6 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Rules for user-named rooms.
     pub rooms: RoomsConfig,
-    /// The seed 001 lobby.
-    pub lobby: LobbyConfig,
     /// Log output.
     pub log: LogConfig,
 }
@@ -166,13 +164,28 @@ pub struct RedisConfig {
 }
 
 /// Accepted credentials.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
+    /// Namespaces that admit clients without credentials. Default `/lobby` and
+    /// `/chat`, open in the Flask lobby and the Socket.IO chat example they come from.
+    /// `/` always requires authentication.
+    #[serde(deserialize_with = "string_or_list")]
+    pub guest_namespaces: Vec<String>,
     /// JSON Web Tokens.
     pub jwt: JwtConfig,
     /// express-session cookies.
     pub session: SessionCookieConfig,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            guest_namespaces: vec!["/lobby".into(), "/chat".into()],
+            jwt: JwtConfig::default(),
+            session: SessionCookieConfig::default(),
+        }
+    }
 }
 
 /// JSON Web Tokens. Token authentication is off until a secret or a public key is set.
@@ -242,21 +255,6 @@ pub struct RoomsConfig {
 impl Default for RoomsConfig {
     fn default() -> Self {
         Self { max_per_socket: 100 }
-    }
-}
-
-/// The seed 001 lobby on `/lobby`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LobbyConfig {
-    /// Whether guests may connect without credentials, as in the Flask original.
-    /// Default `true`; `false` puts `/lobby` behind the same authentication as `/`.
-    pub guests: bool,
-}
-
-impl Default for LobbyConfig {
-    fn default() -> Self {
-        Self { guests: true }
     }
 }
 
@@ -440,6 +438,14 @@ impl Config {
                 ));
             }
         }
+        for ns in &self.auth.guest_namespaces {
+            if !crate::handlers::GUEST_CAPABLE.contains(&ns.as_str()) {
+                return Err(invalid(
+                    "auth.guest_namespaces",
+                    format!("{ns:?} is not one of {:?}", crate::handlers::GUEST_CAPABLE),
+                ));
+            }
+        }
         let session = &self.auth.session;
         if session.secret.as_ref().is_some_and(|s| s.is_empty()) {
             return Err(invalid("auth.session.secret", "must not be empty"));
@@ -542,6 +548,12 @@ mod tests {
             jail.create_file("rc.toml", "[server]\nlistn = \"127.0.0.1:4000\"")?;
             let err = load_in(jail, Some("rc.toml")).expect_err("unknown key").to_string();
             assert!(err.contains("listn"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("ROOMCAST_GUEST_NAMESPACES", "/lobby,/");
+            let err = load_in(jail, None).expect_err("guests on /").to_string();
+            assert!(err.contains("auth.guest_namespaces"), "{err}");
             Ok(())
         });
         Jail::expect_with(|jail| {

@@ -5,7 +5,7 @@
 //! different nodes; each session is the room `lobby:<key>`, which the adapter spreads
 //! across the cluster.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rand::Rng;
 use serde_json::{Value, json};
@@ -13,29 +13,16 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
+use super::Nickname;
 use crate::db::lobby::{JoinResult, Membership, Role};
 use crate::state::AppState;
 
 /// The namespace these handlers serve.
 pub const NAMESPACE: &str = "/lobby";
 
-/// The name a socket logged in with; `None` until `login` and after `logout`.
-#[derive(Debug, Default)]
-pub struct LobbyUser(Mutex<Option<String>>);
-
-impl LobbyUser {
-    fn name(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn set(&self, name: Option<String>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = name;
-    }
-}
-
 /// Registers the lobby handlers on a newly connected socket.
 pub fn register<A: Adapter>(socket: &SocketRef<A>) {
-    socket.extensions.insert(Arc::new(LobbyUser::default()));
+    socket.extensions.insert(Arc::new(Nickname::default()));
     socket.on("login", login::<A>);
     socket.on("logout", logout::<A>);
     socket.on("create_session", create_session::<A>);
@@ -87,29 +74,24 @@ async fn broadcast<A: Adapter>(
     }
 }
 
-/// A player name: 1-64 characters, no control characters or surrounding spaces.
+/// The player name of a `login` payload `{name}`.
 fn player_name(data: &Value) -> Option<String> {
-    let name = data.get("name")?.as_str()?;
-    let ok = (1..=64).contains(&name.chars().count())
-        && !name.chars().any(char::is_control)
-        && name.trim() == name;
-    ok.then(|| name.to_owned())
+    super::valid_nickname(data.get("name")?.as_str()?)
 }
 
 async fn login<A: Adapter>(
     s: SocketRef<A>,
     State(app): State<AppState>,
-    Extension(user): Extension<Arc<LobbyUser>>,
+    Extension(user): Extension<Arc<Nickname>>,
     TryData(data): TryData<Value>,
 ) {
     count_in(&app, "login");
     let Some(name) = data.ok().as_ref().and_then(player_name) else {
         return fail(&s, &app, "Bad payload: expected {\"name\": \"...\"}");
     };
-    if user.name().is_some() {
+    if !user.set_once(&name) {
         return fail(&s, &app, "Already logged in");
     }
-    user.set(Some(name.clone()));
     let reply = json!({ "message": "You are connected!", "name": name, "type": "USER" });
     emit(&s, &app, "login_success", reply);
 }
@@ -147,14 +129,14 @@ async fn logout<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
     State(app): State<AppState>,
-    Extension(user): Extension<Arc<LobbyUser>>,
+    Extension(user): Extension<Arc<Nickname>>,
 ) {
     count_in(&app, "logout");
-    if user.name().is_none() {
+    if user.get().is_none() {
         return fail(&s, &app, "Not logged in");
     }
     leave_session(&s, &io, &app).await;
-    user.set(None);
+    user.clear();
     emit(&s, &app, "logout_success", json!({ "message": "You are disconnected!" }));
 }
 
@@ -168,11 +150,11 @@ fn new_session_key() -> String {
 async fn create_session<A: Adapter>(
     s: SocketRef<A>,
     State(app): State<AppState>,
-    Extension(user): Extension<Arc<LobbyUser>>,
+    Extension(user): Extension<Arc<Nickname>>,
     TryData(data): TryData<Value>,
 ) {
     count_in(&app, "create_session");
-    let Some(name) = user.name() else { return fail(&s, &app, "Not logged in") };
+    let Some(name) = user.get() else { return fail(&s, &app, "Not logged in") };
     let data = data.ok().filter(Value::is_object).unwrap_or_default();
     if data.get("type").and_then(Value::as_str) != Some("default") {
         return fail(&s, &app, "Unsupported session type: only \"default\"");
@@ -195,11 +177,11 @@ async fn create_session<A: Adapter>(
 async fn join_session<A: Adapter>(
     s: SocketRef<A>,
     State(app): State<AppState>,
-    Extension(user): Extension<Arc<LobbyUser>>,
+    Extension(user): Extension<Arc<Nickname>>,
     TryData(data): TryData<Value>,
 ) {
     count_in(&app, "join_session");
-    let Some(name) = user.name() else { return fail(&s, &app, "Not logged in") };
+    let Some(name) = user.get() else { return fail(&s, &app, "Not logged in") };
     let key = match data {
         Ok(Value::String(key)) if (1..=16).contains(&key.len()) => key,
         _ => return fail(&s, &app, "Bad payload: expected the session key"),
@@ -220,10 +202,10 @@ async fn join_session<A: Adapter>(
 async fn process_check<A: Adapter>(
     s: SocketRef<A>,
     State(app): State<AppState>,
-    Extension(user): Extension<Arc<LobbyUser>>,
+    Extension(user): Extension<Arc<Nickname>>,
 ) {
     count_in(&app, "proccess_check");
-    if user.name().is_none() {
+    if user.get().is_none() {
         return fail(&s, &app, "Not logged in");
     }
     let membership = match app.db.lobby_membership(s.id.as_str()).await {

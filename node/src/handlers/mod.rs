@@ -3,6 +3,7 @@
 //! Every authenticated namespace goes through [`authenticate`] before its connect
 //! handler runs: a refused client gets `connect_error` and nothing is written.
 
+pub mod chat;
 pub mod lobby;
 pub mod reply;
 pub mod requests;
@@ -20,6 +21,41 @@ use socketioxide_core::adapter::DefinedAdapter;
 use crate::auth::{AuthError, Credentials};
 use crate::session::Member;
 use crate::state::AppState;
+
+/// A name a client picks in-band (the lobby's `login`, the chat's `add user`).
+#[derive(Debug, Default)]
+pub struct Nickname(std::sync::Mutex<Option<String>>);
+
+impl Nickname {
+    /// The name, once chosen.
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sets the name unless one is set; returns whether it was set.
+    pub fn set_once(&self, name: &str) -> bool {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let free = slot.is_none();
+        if free {
+            *slot = Some(name.to_owned());
+        }
+        free
+    }
+
+    /// Forgets the name.
+    pub fn clear(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// A name other users will see: 1-64 characters, no control characters, no
+/// surrounding white space.
+pub fn valid_nickname(name: &str) -> Option<String> {
+    let ok = (1..=64).contains(&name.chars().count())
+        && !name.chars().any(char::is_control)
+        && name.trim() == name;
+    ok.then(|| name.to_owned())
+}
 
 /// Why a connection was refused; the text is the client's `connect_error` message.
 #[derive(Debug, thiserror::Error)]
@@ -98,8 +134,10 @@ fn track<A: Adapter>(s: &SocketRef<A>, app: &AppState) {
                State(app): State<AppState>,
                MaybeExtension(member): MaybeExtension<Arc<Member>>| {
             app.metrics.connections.with_label_values(&[s.ns()]).dec();
-            if s.ns() == lobby::NAMESPACE {
-                lobby::on_disconnect(s.clone(), io, app.clone()).await;
+            match s.ns() {
+                lobby::NAMESPACE => lobby::on_disconnect(s.clone(), io, app.clone()).await,
+                chat::NAMESPACE => chat::on_disconnect(s.clone(), io, app.clone()).await,
+                _ => {}
             }
             if let Some(member) = member
                 && let Err(e) = member.delete_row(&app.db).await
@@ -112,24 +150,32 @@ fn track<A: Adapter>(s: &SocketRef<A>, app: &AppState) {
 }
 
 /// Every namespace the node serves.
-pub const NAMESPACES: &[&str] = &[workspace::NAMESPACE, lobby::NAMESPACE];
+pub const NAMESPACES: &[&str] = &[workspace::NAMESPACE, lobby::NAMESPACE, chat::NAMESPACE];
+
+/// Namespaces that may be opened to guests (`auth.guest_namespaces`).
+pub const GUEST_CAPABLE: &[&str] = &[lobby::NAMESPACE, chat::NAMESPACE];
 
 /// Declares every namespace on `io`. The adapter's init results (for a cluster
 /// adapter, futures that subscribe) are handed back for the caller to complete.
 pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, app: &AppState) -> Vec<A::InitRes> {
-    let on_workspace = async |s: SocketRef<A>, State(app): State<AppState>| {
-        track(&s, &app);
-        workspace::register(&s);
-    };
-    let on_lobby = async |s: SocketRef<A>, State(app): State<AppState>| {
-        track(&s, &app);
-        lobby::register(&s);
-    };
-    let lobby = if app.config.lobby.guests {
-        // The Flask original let anyone in; players pick a name with `login`.
-        io.ns(lobby::NAMESPACE, on_lobby)
-    } else {
-        io.ns(lobby::NAMESPACE, on_lobby.with(authenticate::<A>))
-    };
-    vec![io.ns(workspace::NAMESPACE, on_workspace.with(authenticate::<A>)), lobby]
+    let guests = |ns: &str| app.config.auth.guest_namespaces.iter().any(|g| g == ns);
+    // One connect handler per protocol; the middleware is added unless guests may in.
+    macro_rules! namespace {
+        ($ns:expr, $register:path, $guests:expr) => {{
+            let on_connect = async |s: SocketRef<A>, State(app): State<AppState>| {
+                track(&s, &app);
+                $register(&s);
+            };
+            if $guests {
+                io.ns($ns, on_connect)
+            } else {
+                io.ns($ns, on_connect.with(authenticate::<A>))
+            }
+        }};
+    }
+    vec![
+        namespace!(workspace::NAMESPACE, workspace::register, false),
+        namespace!(lobby::NAMESPACE, lobby::register, guests(lobby::NAMESPACE)),
+        namespace!(chat::NAMESPACE, chat::register, guests(chat::NAMESPACE)),
+    ]
 }
