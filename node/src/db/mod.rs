@@ -6,6 +6,7 @@
 
 pub mod lobby;
 pub mod sessions;
+pub mod todos;
 pub mod users;
 
 use std::str::FromStr;

@@ -7,6 +7,7 @@ pub mod chat;
 pub mod lobby;
 pub mod reply;
 pub mod requests;
+pub mod todo;
 pub mod workspace;
 
 use std::sync::Arc;
@@ -150,7 +151,8 @@ fn track<A: Adapter>(s: &SocketRef<A>, app: &AppState) {
 }
 
 /// Every namespace the node serves.
-pub const NAMESPACES: &[&str] = &[workspace::NAMESPACE, lobby::NAMESPACE, chat::NAMESPACE];
+pub const NAMESPACES: &[&str] =
+    &[workspace::NAMESPACE, lobby::NAMESPACE, chat::NAMESPACE, todo::NAMESPACE];
 
 /// Namespaces that may be opened to guests (`auth.guest_namespaces`).
 pub const GUEST_CAPABLE: &[&str] = &[lobby::NAMESPACE, chat::NAMESPACE];
@@ -177,5 +179,6 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, app: &AppState) -
         namespace!(workspace::NAMESPACE, workspace::register, false),
         namespace!(lobby::NAMESPACE, lobby::register, guests(lobby::NAMESPACE)),
         namespace!(chat::NAMESPACE, chat::register, guests(chat::NAMESPACE)),
+        namespace!(todo::NAMESPACE, todo::register, false),
     ]
 }
