@@ -33,6 +33,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ROOMCAST_DATABASE_ACQUIRE_TIMEOUT", "database.acquire_timeout"),
     ("ROOMCAST_SESSION_TTL", "database.session_ttl"),
     ("REDIS_URL", "redis.url"),
+    ("ROOMCAST_REDIS_KEY", "redis.key"),
+    ("ROOMCAST_REDIS_REQUEST_TIMEOUT", "redis.request_timeout"),
     ("ROOMCAST_JWT_ALGORITHM", "auth.jwt.algorithm"),
     ("ROOMCAST_JWT_SECRET", "auth.jwt.secret"),
     ("ROOMCAST_JWT_PUBLIC_KEY_FILE", "auth.jwt.public_key_file"),
@@ -155,12 +157,25 @@ impl Default for DatabaseConfig {
 }
 
 /// The cluster adapter.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://…` switches the Redis cluster adapter on. Default: unset, the
     /// in-process adapter (one node).
     pub url: Option<String>,
+    /// Channel prefix, the `key` option of Node's adapter and emitter; every node of a
+    /// cluster, Roomcast or Node, must use the same. Default `socket.io`.
+    pub key: String,
+    /// How long a cluster-wide request (fetch sockets, rooms, server-side emit with
+    /// acks) waits for every node. Default `5s`, as Node's `requestsTimeout`.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: None, key: "socket.io".into(), request_timeout: Duration::from_secs(5) }
+    }
 }
 
 /// Accepted credentials.
@@ -376,6 +391,7 @@ impl Config {
             ("database.acquire_timeout", self.database.acquire_timeout),
             ("database.session_ttl", self.database.session_ttl),
             ("auth.jwt.ttl", self.auth.jwt.ttl),
+            ("redis.request_timeout", self.redis.request_timeout),
         ] {
             if value.is_zero() {
                 return Err(invalid(field, "must be longer than zero"));
@@ -398,6 +414,9 @@ impl Config {
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
             return Err(invalid("redis.url", "must start with redis:// or rediss://"));
+        }
+        if self.redis.key.is_empty() || self.redis.key.contains('#') {
+            return Err(invalid("redis.key", "must be non-empty and without '#'"));
         }
         self.validate_auth()?;
         if self.rooms.max_per_socket == 0 {

@@ -3,7 +3,10 @@
 //! Label values are bounded: event names are those the node defines (anything else is
 //! counted as `unknown`), so a client cannot grow the registry.
 
+use std::sync::{Arc, OnceLock};
+
 use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use roomcast_adapter::AdapterMetrics;
 
 /// The node's metrics, registered in their own registry.
 #[derive(Clone)]
@@ -19,6 +22,9 @@ pub struct Metrics {
     pub events_out: IntCounterVec,
     /// Errors by kind: client errors by code, and `database`.
     pub errors: IntCounterVec,
+    /// Redis adapter activity by kind (published, received, redis_errors, …).
+    adapter: IntCounterVec,
+    adapter_source: Arc<OnceLock<Arc<AdapterMetrics>>>,
 }
 
 impl Metrics {
@@ -45,6 +51,12 @@ impl Metrics {
             events_in: counter("events_in_total", "Events received", &["namespace", "event"]),
             events_out: counter("events_out_total", "Events emitted", &["namespace", "event"]),
             errors: counter("errors_total", "Errors by kind", &["kind"]),
+            adapter: counter(
+                "adapter_messages_total",
+                "Redis adapter messages and failures by kind",
+                &["kind"],
+            ),
+            adapter_source: Arc::default(),
             registry,
         }
     }
@@ -54,8 +66,33 @@ impl Metrics {
         &self.registry
     }
 
+    /// Exports the Redis adapter's counters from now on.
+    pub fn watch_adapter(&self, source: Arc<AdapterMetrics>) {
+        let _ = self.adapter_source.set(source);
+    }
+
+    /// Brings the adapter counters up to the adapter's own, which only grow.
+    fn refresh_adapter(&self) {
+        let Some(source) = self.adapter_source.get() else { return };
+        let s = source.snapshot();
+        for (kind, value) in [
+            ("published", s.published),
+            ("publish_errors", s.publish_errors),
+            ("received", s.received),
+            ("decode_errors", s.decode_errors),
+            ("dropped", s.dropped),
+            ("redis_errors", s.redis_errors),
+            ("reconnects", s.reconnects),
+            ("request_timeouts", s.request_timeouts),
+        ] {
+            let counter = self.adapter.with_label_values(&[kind]);
+            counter.inc_by(value.saturating_sub(counter.get()));
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        self.refresh_adapter();
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metrics.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method};
+use roomcast_adapter::{AdapterConfig, Cluster, ClusterAdapter};
 use socketioxide::SocketIo;
-use socketioxide::adapter::LocalAdapter;
+use socketioxide::adapter::{Emitter, LocalAdapter};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -28,6 +29,12 @@ pub enum StartError {
     /// A configured key could not be loaded.
     #[error(transparent)]
     Keys(#[from] crate::auth::jwt::KeyError),
+    /// Redis could not be reached at start-up.
+    #[error("redis: {0}")]
+    Redis(#[from] roomcast_adapter::driver::DriverError),
+    /// The adapter could not subscribe a namespace's channels.
+    #[error("redis adapter: {0}")]
+    AdapterInit(#[from] roomcast_adapter::InitError),
     /// An address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -38,10 +45,31 @@ pub enum StartError {
     },
 }
 
+/// The Socket.IO server of a node, on whichever adapter the configuration picked.
+enum Engine {
+    /// One node: rooms and broadcasts stay in this process.
+    Local(SocketIo<LocalAdapter>),
+    /// A cluster member: the Redis adapter carries rooms and broadcasts to the others.
+    Cluster(SocketIo<ClusterAdapter<Emitter>>, Cluster),
+}
+
+impl Engine {
+    /// Closes every connection, then the adapter's Redis connections.
+    async fn close(self) {
+        match self {
+            Engine::Local(io) => io.close().await,
+            Engine::Cluster(io, cluster) => {
+                io.close().await;
+                cluster.close().await;
+            }
+        }
+    }
+}
+
 /// A node bound to its ports, ready to run.
 pub struct Node {
     state: AppState,
-    io: SocketIo<LocalAdapter>,
+    engine: Engine,
     app: Router,
     listener: TcpListener,
     ops: Option<(Router, TcpListener)>,
@@ -75,34 +103,58 @@ impl Node {
         let state = AppState::new(config, node_id, db, auth, Metrics::new());
         let server = &state.config.server;
 
-        let (layer, io) = SocketIo::builder()
+        let builder = SocketIo::builder()
             .req_path(server.path.clone())
             .ping_interval(server.ping_interval)
             .ping_timeout(server.ping_timeout)
             .max_payload(server.max_payload)
-            .with_state(state.clone())
-            .build_layer();
-        // Present the gauge from the start, so dashboards see 0 rather than nothing.
+            .with_state(state.clone());
         for ns in handlers::NAMESPACES {
+            // Present the gauge from the start, so dashboards see 0 rather than nothing.
             state.metrics.connections.with_label_values(&[ns]).set(0);
-        }
-        for init in handlers::register(&io, &state) {
-            // The in-process adapter has nothing to initialise.
-            let () = init;
         }
 
         let ops_routes = http::ops_routes(state.clone());
-        let mut app = Router::new();
+        let mut routes = http::demo_routes();
         let ops = match server.ops_listen {
             Some(addr) => Some((ops_routes, bind(addr).await?)),
             None => {
-                app = app.merge(ops_routes);
+                routes = routes.merge(ops_routes);
                 None
             }
         };
-        let app = app.layer(layer).layer(cors(&server.cors_origins));
+        let (engine, app) = match &state.config.redis.url {
+            None => {
+                let (layer, io) = builder.build_layer();
+                for init in handlers::register(&io, &state) {
+                    // The in-process adapter has nothing to initialise.
+                    let () = init;
+                }
+                (Engine::Local(io), routes.layer(layer))
+            }
+            Some(url) => {
+                let redis = &state.config.redis;
+                let cluster = Cluster::connect(AdapterConfig {
+                    redis_url: url.clone(),
+                    key: redis.key.clone(),
+                    request_timeout: redis.request_timeout,
+                    ..AdapterConfig::default()
+                })
+                .await?;
+                state.metrics.watch_adapter(cluster.metrics().clone());
+                let (layer, io) =
+                    builder.with_adapter::<ClusterAdapter<Emitter>>(cluster.clone()).build_layer();
+                for init in handlers::register(&io, &state) {
+                    // Subscribes the namespace's channels; until then it would miss
+                    // broadcasts from other nodes.
+                    init.await?;
+                }
+                (Engine::Cluster(io, cluster), routes.layer(layer))
+            }
+        };
+        let app = app.layer(cors(&server.cors_origins));
         let listener = bind(server.listen).await?;
-        Ok(Self { state, io, app, listener, ops })
+        Ok(Self { state, engine, app, listener, ops })
     }
 
     /// The address Socket.IO listens on.
@@ -128,7 +180,7 @@ impl Node {
     /// sockets at once, every client told to reconnect elsewhere, this node's session
     /// rows removed, and an exit within `server.shutdown_timeout` whatever happens.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        let Node { state, io, app, listener, ops } = self;
+        let Node { state, engine, app, listener, ops } = self;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, node = %state.node_id, "listening");
 
@@ -153,7 +205,7 @@ impl Node {
         let drain = async {
             // Closing the engine ends each transport without a Socket.IO disconnect
             // packet, so official clients reconnect (to another node behind the LB).
-            io.close().await;
+            engine.close().await;
             stop_http.cancel();
             for server in servers {
                 match server.await {

@@ -65,9 +65,20 @@ fn member_room<'a>(member: &Member, value: Option<&'a Value>) -> Result<&'a str,
     }
 }
 
-/// Whether `name` is the id of a connected socket, i.e. its private room.
-fn is_socket_id<A: Adapter>(io: &SocketIo<A>, name: &str) -> bool {
-    name.parse::<Sid>().is_ok_and(|sid| io.get_socket(sid).is_some())
+/// Whether `name` is the id of a connected socket anywhere in the cluster, i.e. its
+/// private room. Only names shaped like a socket id cost a cluster round trip.
+async fn is_socket_id<A: Adapter>(io: &SocketIo<A>, name: &str) -> bool {
+    let Ok(sid) = name.parse::<Sid>() else { return false };
+    if io.get_socket(sid).is_some() {
+        return true;
+    }
+    // The cluster adapter delivers a room named after a socket id to that socket, so
+    // the room's members include it wherever it is connected.
+    match io.within(name.to_owned()).fetch_sockets().await {
+        Ok(sockets) => sockets.iter().any(|socket| socket.data().id == sid),
+        // When the cluster cannot tell, refusing is the safe answer.
+        Err(_) => true,
+    }
 }
 
 async fn persist_rooms(app: &AppState, member: &Member) {
@@ -89,7 +100,7 @@ async fn join_room<A: Adapter>(
     let outcome = async {
         let data = data.map_err(|_| ClientError::new(Code::BadPayload, "unreadable payload"))?;
         let room = room_name(Some(&data))?;
-        if room == s.id.as_str() || is_socket_id(&io, room) {
+        if room == s.id.as_str() || is_socket_id(&io, room).await {
             return Err(ClientError::new(Code::RoomForbidden, "this is a socket's private room"));
         }
         match member.add_room(room, app.config.rooms.max_per_socket) {

@@ -1,0 +1,164 @@
+//! A socketioxide cluster adapter on Redis that speaks the wire protocol of
+//! Node's `@socket.io/redis-adapter` 8.3 (classic pub/sub), so Roomcast
+//! nodes, Node.js socket.io 4.8 servers and `@socket.io/redis-emitter`
+//! share one cluster.
+//!
+//! # Use
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use roomcast_adapter::{AdapterConfig, Cluster, ClusterAdapter};
+//! use socketioxide::{SocketIo, adapter::Emitter};
+//!
+//! let cluster = Cluster::connect(AdapterConfig {
+//!     redis_url: "redis://127.0.0.1:6379".into(),
+//!     ..AdapterConfig::default()
+//! })
+//! .await?;
+//! let (_layer, io) = SocketIo::builder()
+//!     .with_adapter::<ClusterAdapter<Emitter>>(cluster.clone())
+//!     .build_layer();
+//! // The namespace exists once its init ran: await it (or `.spawn()` it).
+//! io.ns("/", async || {}).await?;
+//!
+//! cluster.on_server_event("/", |ev| {
+//!     if let Some(ack) = ev.ack {
+//!         ack.send(serde_json::json!("pong"));
+//!     }
+//! });
+//! let answers = cluster.server_side_emit_with_ack("/", "ping", vec![]).await?;
+//! let counters = cluster.metrics_snapshot();
+//! # let _ = (answers, counters);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layers
+//!
+//! - [`proto`]: the wire format, pure (no I/O): channel names, broadcast
+//!   messages, requests and responses, payload conversion.
+//! - [`driver`]: the bus seam ([`driver::Driver`]: publish, (p)subscribe to
+//!   a bounded message sink, unsubscribe, PUBSUB NUMSUB) with a Redis
+//!   implementation on `fred` and an in-memory one for N-node tests.
+//! - [`Cluster`]: the adapter state shared by every namespace of a process
+//!   (the bus, the config, the counters, server-side event handlers).
+//! - [`ClusterAdapter`]: socketioxide's `CoreAdapter` for one namespace.
+//!
+//! # Channels
+//!
+//! With prefix `key` (default `socket.io`) and namespace `nsp` (slash
+//! included): broadcasts on `key#nsp#`, or `key#nsp#room#` when exactly one
+//! room is targeted, received with PSUBSCRIBE `key#nsp#*` (glob characters
+//! of the prefix and namespace escaped); requests on `key-request#nsp#`;
+//! responses on `key-response#nsp#` and `key-response#nsp#uid#`. Each
+//! process subscribes on exactly one connection, so NUMSUB of the request
+//! channel is the number of servers serving the namespace (an emitter
+//! subscribes to nothing and is not counted).
+//!
+//! # Messages
+//!
+//! A broadcast is msgpack `[uid, {type: 2, data: [event, ...args], nsp},
+//! {rooms, except, flags}]`; flags kept are `volatile`, `compress`,
+//! `timeout`, `expectSingleResponse`. Requests are JSON (first byte `{`),
+//! except BROADCAST (7) and BROADCAST_ACK (9), which are msgpack: SOCKETS
+//! (0), ALL_ROOMS (1), REMOTE_JOIN (2), REMOTE_LEAVE (3), REMOTE_DISCONNECT
+//! (4), REMOTE_FETCH (5), SERVER_SIDE_EMIT (6), BROADCAST (7) answered by one
+//! BROADCAST_CLIENT_COUNT (8, always, even 0) then one BROADCAST_ACK per
+//! client ack. Binary payloads are msgpack `bin`; a msgpack timestamp (Node
+//! `Date`, ext -1) becomes its ISO string; numeric rooms become their text.
+//! Every operation is one publish, never one per node. Messages carrying
+//! this adapter's uid are ignored; a request's local part runs before it is
+//! published, so its echo is skipped.
+//!
+//! socketioxide sockets have 16-character ids and, unlike Node's, are not in
+//! a room named after their id: a room or `except` entry equal to a local
+//! socket's id selects that socket, and socket-id rooms are listed in
+//! ALL_ROOMS and REMOTE_FETCH answers (a socket's own id first, as in Node).
+//!
+//! # Delivery guarantee
+//!
+//! At most once, like Redis pub/sub: a server that is disconnected, or
+//! subscribes late, misses what was published meanwhile. Nothing is
+//! retried or replayed.
+//!
+//! # Failure modes
+//!
+//! - Redis unreachable at start: [`Cluster::connect`] fails.
+//! - Redis lost later: commands fail at once (no queueing), local delivery
+//!   goes on. `broadcast` delivers locally then returns the publish error;
+//!   a broadcast with acks yields the local acks only; cluster queries
+//!   (fetch sockets, rooms, server count, server-side emit) fail. The client
+//!   reconnects with exponential backoff (`reconnect_min_delay` to
+//!   `reconnect_max_delay`) and the driver subscribes again. Each step is
+//!   logged (`tracing`) and counted ([`AdapterMetrics`]).
+//! - A slow namespace: inbound queues are bounded (`queue_capacity`); a
+//!   full queue drops and counts messages rather than grow.
+//! - Malformed input, on any channel: a Node peer crashes on a malformed
+//!   broadcast, so nothing is published before it was built from typed
+//!   values and checked; what arrives is validated whole (depth, trailing
+//!   bytes, every field) and a message that does not fit is logged at debug
+//!   level, counted (`decode_errors`) and dropped. A broadcast whose rooms
+//!   cannot be read is refused, never widened to everyone.
+//! - A server that does not answer a request: the request fails after
+//!   `request_timeout` (default 5 s), as in Node.
+//!
+//! # Decisions where Node is ambiguous or differs
+//!
+//! Checked against the published sources of @socket.io/redis-adapter 8.3.0,
+//! socket.io-adapter 2.5.8, socket.io 4.8, @socket.io/redis-emitter 5.1.0
+//! and notepack.io 3.0.1.
+//!
+//! - Responses: Node answers on the shared `key-response#nsp#` unless its
+//!   `publishOnSpecificResponseChannel` option is set, but every 8.x adapter
+//!   also listens on its own `key-response#nsp#uid#`. This adapter answers
+//!   every request that carries a uid (server-side emit acks included, which
+//!   Node always sends on the shared channel) on the asker's own channel;
+//!   [`AdapterConfig::reply_on_own_channel`] `= false` restores Node's
+//!   default for peers older than 7.2.
+//! - The emitter's join/leave/disconnect/server-side-emit requests carry no
+//!   uid, and its options have another key order (`rooms, flags, except`):
+//!   both are accepted.
+//! - Node's receivers of BROADCAST (7) drop the flags; this adapter honours
+//!   `volatile` and takes the ack timeout from `flags.timeout`.
+//! - BROADCAST_ACK carries only the client's first ack argument and no
+//!   socket id: remote acks are yielded with `Sid::ZERO`. A cluster ack
+//!   stream ends when every other server sent its client count and every
+//!   counted client answered, or at the timeout.
+//! - REMOTE_FETCH answers hold 20-character ids for Node sockets, which
+//!   socketioxide's `RemoteSocketData` cannot represent: `fetch_sockets`
+//!   skips them (they still count in `rooms`). Fetched remote sockets get
+//!   server id `Uid::ZERO`, so operations on them go through the cluster.
+//!   The handshake and data reported for local sockets come from
+//!   [`Cluster::on_socket_details`], else an empty handshake and `{}`.
+//! - REMOTE_DISCONNECT's `close` cannot be honoured: socketioxide
+//!   disconnects the socket the same way either way.
+//! - The legacy single-socket forms (`{sid, room}` joins/leaves, `{sid}`
+//!   disconnects) are applied and answered; SOCKETS (0), which 8.3 no longer
+//!   sends, is still answered.
+//! - A filtered `rooms()` query (socketioxide's `io.to(r).rooms()`) is sent
+//!   as REMOTE_FETCH and reads the fetched sockets' rooms, since ALL_ROOMS
+//!   cannot be filtered.
+//! - A server-side event without a handler gets no answer, as in Node (the
+//!   asker times out).
+//! - Only socketioxide's default (common) parser is supported: its JSON
+//!   payloads are converted to msgpack; the msgpack parser's opaque bytes
+//!   are refused with [`proto::EncodeError::UnsupportedPacket`].
+#![warn(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod ack;
+mod adapter;
+mod cluster;
+mod config;
+pub mod driver;
+mod error;
+mod metrics;
+mod namespace;
+pub mod proto;
+
+pub use ack::AckStream;
+pub use adapter::{ClusterAdapter, InitRes};
+pub use cluster::{Cluster, ServerAck, ServerEvent, SocketDetails};
+pub use config::AdapterConfig;
+pub use error::{InitError, RequestError, ServerSideEmitError};
+pub use metrics::{AdapterMetrics, MetricsSnapshot};
