@@ -1,0 +1,41 @@
+"""Fixtures: a real `roomcast` node on an ephemeral port with a fresh SQLite file."""
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("ROOMCAST_BIN", str(REPO / "target" / "debug" / "roomcast"))
+
+
+@pytest.fixture
+def node_url():
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite://{tmp}/roomcast.db",
+            "ROOMCAST_LISTEN": "127.0.0.1:0",
+            "ROOMCAST_LOG_FORMAT": "json",
+        }
+        env.pop("REDIS_URL", None)
+        proc = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            url = None
+            while url is None and time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    raise RuntimeError("roomcast exited before listening")
+                record = json.loads(line) if line.startswith("{") else {}
+                if record.get("message") == "listening":
+                    url = "http://" + record["addr"]
+            assert url, "roomcast did not listen within 20 s"
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
