@@ -1,0 +1,126 @@
+// Three Roomcast nodes sharing one Redis (the cluster adapter) and one database, with
+// official clients of every kind spread over them: the seed 000 protocol, the lobby and
+// the chat count must behave as on one node.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import {
+  backends, notePgSkip, createDb, startNode, addUser, connectClient, joinRoom, passwordOf,
+  assertFailure, roomName, metrics, metricSum, delay, randomUUID,
+} from './lib/harness.mjs';
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+/** A throw-away redis-server on loopback, without persistence. */
+async function startRedis() {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  await new Promise((res, rej) => {
+    const timer = setTimeout(() => rej(new Error('redis-server did not start within 10 s')), 10000);
+    child.once('error', (e) => { clearTimeout(timer); rej(new Error(`redis-server: ${e.message} (is it installed?)`)); });
+    child.stdout.on('data', (d) => {
+      if (String(d).includes('Ready to accept connections')) { clearTimeout(timer); res(); }
+    });
+  });
+  return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') };
+}
+
+for (const backend of backends()) {
+  describe(`cluster of three nodes (${backend.name})`, { skip: backend.skip, timeout: 120000 }, () => {
+    let redis, db, nodes = [];
+    const clients = [];
+    const connect = async (...args) => { const c = await connectClient(...args); clients.push(c); return c; };
+
+    before(async () => {
+      notePgSkip();
+      redis = await startRedis();
+      db = await createDb(backend.name);
+      // The first node migrates the schema; the others find it ready.
+      nodes.push(await startNode({ db, env: { REDIS_URL: redis.url } }));
+      nodes.push(...(await Promise.all([1, 2].map(() => startNode({ db, env: { REDIS_URL: redis.url } })))));
+      await Promise.all(['alice', 'bob', 'carol'].map((u) => addUser(db, u, `${u}-pw`)));
+    });
+
+    after(async () => {
+      for (const c of clients) c.close();
+      await Promise.all(nodes.map((n) => n.stop()));
+      await db?.drop().catch(() => {});
+      redis?.stop();
+    });
+
+    it('relays room events across nodes and keeps presence cluster-wide', async () => {
+      const [a, b, c] = nodes;
+      const alice = await connect('v4-websocket', a.url, passwordOf('alice'));
+      const bob = await connect('v4-polling', b.url, passwordOf('bob'));
+      const carol = await connect('v2', c.url, passwordOf('carol'));
+      const room = roomName('cluster');
+      for (const client of [alice, bob, carol]) await joinRoom(client, room);
+
+      const sent = await alice.ack('sendMessage', { room, message: 'across' });
+      assert.equal(sent.ok, true);
+      for (const client of [alice, bob, carol]) {
+        const m = await client.waitFor('incomingMessage', (m) => m.id === sent.id);
+        assert.deepEqual([m.from, m.room, m.message], ['alice', room, 'across']);
+      }
+
+      await bob.ack('invalidate', { room, ds: 'tasks' });
+      for (const client of [alice, carol]) {
+        assert.deepEqual(await client.waitFor('ds invalidate'), { room, ds: 'tasks' });
+      }
+
+      const uuid = randomUUID();
+      const reply = await carol.ack('request', { uuid, route: 'presence.room', params: { room } });
+      assert.deepEqual(reply.result, { room, users: ['alice', 'bob', 'carol'] });
+      await carol.waitFor(`request ${uuid}`);
+
+      // Another node's socket id is that socket's private room.
+      assertFailure(await alice.ack('join room', bob.id), 'room_forbidden', 'remote private room');
+
+      await delay(200);
+      bob.assertNothing('no echo of its own invalidate', 'ds invalidate');
+      const published = metricSum(await metrics(a.url), 'roomcast_adapter_messages_total', { kind: 'published' });
+      assert.ok(published > 0, `node A published through Redis: ${published}`);
+    });
+
+    it('shares lobby sessions and the chat count between nodes', async () => {
+      const [a, , c] = nodes;
+      const host = await connect('v4-websocket', `${a.url}/lobby`, {});
+      const guest = await connect('v4-polling', `${c.url}/lobby`, {});
+      host.send('login', { name: 'Hana' });
+      guest.send('login', { name: 'Carl' });
+      await Promise.all([host.waitFor('login_success'), guest.waitFor('login_success')]);
+      host.send('create_session', { type: 'default', ph_users: 0 });
+      const { session_key } = await host.waitFor('send_session_key');
+      guest.send('join_session', session_key);
+      for (const client of [host, guest]) {
+        assert.deepEqual(await client.waitFor('user_connected'), { message: 'User connected!', name: 'Carl' });
+      }
+      host.send('proccess_check');
+      for (const client of [host, guest]) {
+        assert.equal((await client.waitFor('session_started')).session_key, session_key);
+      }
+      host.close();
+      assert.equal((await guest.waitFor('session_closed')).session_key, session_key);
+
+      const ann = await connect('v4-websocket', `${a.url}/chat`, {});
+      const ben = await connect('v4-websocket', `${c.url}/chat`, {});
+      ann.send('add user', 'ann');
+      assert.deepEqual(await ann.waitFor('login'), { numUsers: 1 });
+      ben.send('add user', 'ben');
+      assert.deepEqual(await ben.waitFor('login'), { numUsers: 2 });
+      assert.deepEqual(await ann.waitFor('user joined'), { username: 'ben', numUsers: 2 });
+    });
+  });
+}
