@@ -69,24 +69,20 @@ pub enum ConnectError {
     Auth(#[from] AuthError),
 }
 
-/// Connect middleware: authenticates the handshake and writes the session row.
+/// Authenticates the handshake and writes the session row.
 async fn authenticate<A: Adapter>(
-    s: SocketRef<A>,
-    State(app): State<AppState>,
-    TryData(auth): TryData<Value>,
+    s: &SocketRef<A>,
+    app: &AppState,
+    auth: Option<Value>,
 ) -> Result<(), ConnectError> {
     let ns = s.ns().to_owned();
     let count = |method: &str, result: &str| {
         app.metrics.handshakes.with_label_values(&[ns.as_str(), method, result]).inc();
     };
-    if !app.is_ready() {
-        count("none", "shutting_down");
-        return Err(ConnectError::ShuttingDown);
-    }
     let parts = s.req_parts();
     let cookie = parts.headers.get(axum::http::header::COOKIE).and_then(|v| v.to_str().ok());
     let found = Credentials::from_handshake(
-        auth.ok().as_ref(),
+        auth.as_ref(),
         parts.uri.query(),
         cookie,
         &app.config.auth.session.cookie,
@@ -161,18 +157,27 @@ pub const GUEST_CAPABLE: &[&str] = &[lobby::NAMESPACE, chat::NAMESPACE];
 /// adapter, futures that subscribe) are handed back for the caller to complete.
 pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, app: &AppState) -> Vec<A::InitRes> {
     let guests = |ns: &str| app.config.auth.guest_namespaces.iter().any(|g| g == ns);
-    // One connect handler per protocol; the middleware is added unless guests may in.
+    // Everything happens in the connect middleware, which socketioxide awaits before it
+    // sends CONNECT: the official clients send buffered events right after CONNECT, and
+    // handlers registered later (in the spawned connect handler) would miss them.
     macro_rules! namespace {
         ($ns:expr, $register:path, $guests:expr) => {{
-            let on_connect = async |s: SocketRef<A>, State(app): State<AppState>| {
+            let guests = $guests;
+            let setup = async move |s: SocketRef<A>,
+                                    State(app): State<AppState>,
+                                    TryData(auth): TryData<Value>|
+                        -> Result<(), ConnectError> {
+                if !app.is_ready() {
+                    return Err(ConnectError::ShuttingDown);
+                }
+                if !guests {
+                    authenticate(&s, &app, auth.ok()).await?;
+                }
                 track(&s, &app);
                 $register(&s);
+                Ok(())
             };
-            if $guests {
-                io.ns($ns, on_connect)
-            } else {
-                io.ns($ns, on_connect.with(authenticate::<A>))
-            }
+            io.ns($ns, (async || {}).with(setup))
         }};
     }
     vec![
