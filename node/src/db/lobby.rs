@@ -49,6 +49,38 @@ pub enum JoinResult {
     AlreadyMember,
 }
 
+/// Inserts a membership; false when the socket is in a session already (the socket id
+/// is the primary key, so the database settles races between two nodes).
+async fn add_member<'c, DB: sqlx::Database>(
+    executor: impl sqlx::Executor<'c, Database = DB>,
+    key: &str,
+    socket_id: &str,
+    name: &str,
+    role: &str,
+    node: &str,
+) -> Result<bool, sqlx::Error>
+where
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    let inserted = sqlx::query(
+        "INSERT INTO lobby_members (socket_id, session_key, name, role, node)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(socket_id)
+    .bind(key)
+    .bind(name)
+    .bind(role)
+    .bind(node)
+    .execute(executor)
+    .await;
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 impl Db {
     /// Creates a session with `socket_id` as its HOST. False when the socket is in a
     /// session already.
@@ -63,14 +95,6 @@ impl Db {
     ) -> Result<bool, DbError> {
         on_pool!(self, (), (), |pool, _unused| {
             let mut tx = pool.begin().await?;
-            let taken: Option<String> =
-                sqlx::query_scalar("SELECT session_key FROM lobby_members WHERE socket_id = $1")
-                    .bind(socket_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if taken.is_some() {
-                return Ok(false);
-            }
             sqlx::query(
                 "INSERT INTO lobby_sessions (session_key, kind, ph_users) VALUES ($1, $2, $3)",
             )
@@ -79,18 +103,12 @@ impl Db {
             .bind(ph_users)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "INSERT INTO lobby_members (socket_id, session_key, name, role, node)
-                 VALUES ($1, $2, $3, 'HOST', $4)",
-            )
-            .bind(socket_id)
-            .bind(key)
-            .bind(name)
-            .bind(node)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(true)
+            // Dropping the transaction rolls the session back if the socket is taken.
+            let added = add_member(&mut *tx, key, socket_id, name, "HOST", node).await?;
+            if added {
+                tx.commit().await?;
+            }
+            Ok(added)
         })
     }
 
@@ -104,14 +122,6 @@ impl Db {
     ) -> Result<JoinResult, DbError> {
         on_pool!(self, (), (), |pool, _unused| {
             let mut tx = pool.begin().await?;
-            let taken: Option<String> =
-                sqlx::query_scalar("SELECT session_key FROM lobby_members WHERE socket_id = $1")
-                    .bind(socket_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if taken.is_some() {
-                return Ok(JoinResult::AlreadyMember);
-            }
             let started: Option<bool> =
                 sqlx::query_scalar("SELECT started FROM lobby_sessions WHERE session_key = $1")
                     .bind(key)
@@ -122,16 +132,9 @@ impl Db {
                 Some(true) => return Ok(JoinResult::Started),
                 Some(false) => {}
             }
-            sqlx::query(
-                "INSERT INTO lobby_members (socket_id, session_key, name, role, node)
-                 VALUES ($1, $2, $3, 'CLIENT', $4)",
-            )
-            .bind(socket_id)
-            .bind(key)
-            .bind(name)
-            .bind(node)
-            .execute(&mut *tx)
-            .await?;
+            if !add_member(&mut *tx, key, socket_id, name, "CLIENT", node).await? {
+                return Ok(JoinResult::AlreadyMember);
+            }
             tx.commit().await?;
             Ok(JoinResult::Joined)
         })

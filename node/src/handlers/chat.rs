@@ -14,6 +14,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
 use super::Nickname;
+use super::reply::{count_in, count_out, emit, fail};
 use crate::state::AppState;
 
 /// The namespace these handlers serve.
@@ -47,25 +48,14 @@ pub fn register<A: Adapter>(socket: &SocketRef<A>) {
         },
     );
     socket.on_fallback(async |s: SocketRef<A>, State(app): State<AppState>| {
-        count(&app, "in", "unknown");
+        count_in(&s, &app, "unknown");
         fail(&s, &app, "Unknown event");
     });
 }
 
-fn count(app: &AppState, direction: &str, event: &str) {
-    let metric = if direction == "in" { &app.metrics.events_in } else { &app.metrics.events_out };
-    metric.with_label_values(&[NAMESPACE, event]).inc();
-}
-
-fn fail<A: Adapter>(s: &SocketRef<A>, app: &AppState, message: &str) {
-    app.metrics.errors.with_label_values(&["chat"]).inc();
-    count(app, "out", "error");
-    let _ = s.emit("error", &json!({ "message": message }));
-}
-
 /// Sends to every socket of the namespace but the sender, as `socket.broadcast`.
 async fn broadcast<A: Adapter>(s: &SocketRef<A>, app: &AppState, event: &str, data: Value) {
-    count(app, "out", event);
+    count_out(s, app, event);
     if let Err(e) = s.broadcast().emit(event, &data).await {
         tracing::warn!(error = %e, event, "chat broadcast not fully delivered");
     }
@@ -90,7 +80,7 @@ async fn add_user<A: Adapter>(
     Extension(nickname): Extension<Arc<Nickname>>,
     TryData(data): TryData<Value>,
 ) {
-    count(&app, "in", "add user");
+    count_in(&s, &app, "add user");
     let Some(username) = data.ok().as_ref().and_then(Value::as_str).and_then(super::valid_nickname)
     else {
         return fail(&s, &app, "Bad payload: expected a user name");
@@ -101,8 +91,7 @@ async fn add_user<A: Adapter>(
     }
     s.join(USERS_ROOM);
     let num_users = user_count(&io).await;
-    count(&app, "out", "login");
-    let _ = s.emit("login", &json!({ "numUsers": num_users }));
+    emit(&s, &app, "login", &json!({ "numUsers": num_users }));
     broadcast(&s, &app, "user joined", json!({ "username": username, "numUsers": num_users }))
         .await;
 }
@@ -113,7 +102,7 @@ async fn new_message<A: Adapter>(
     Extension(nickname): Extension<Arc<Nickname>>,
     TryData(data): TryData<Value>,
 ) {
-    count(&app, "in", "new message");
+    count_in(&s, &app, "new message");
     let Some(username) = nickname.get() else { return fail(&s, &app, "Add a user first") };
     let message = match data {
         Ok(Value::String(m)) if !m.is_empty() && m.chars().count() <= MAX_MESSAGE_CHARS => m,
@@ -128,7 +117,7 @@ async fn relay_presence<A: Adapter>(
     nickname: &Nickname,
     event: &str,
 ) {
-    count(app, "in", event);
+    count_in(s, app, event);
     match nickname.get() {
         Some(username) => broadcast(s, app, event, json!({ "username": username })).await,
         None => fail(s, app, "Add a user first"),

@@ -14,6 +14,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
 use super::Nickname;
+use super::reply::{count_in, count_out, emit, fail};
 use crate::db::lobby::{JoinResult, Membership, Role};
 use crate::state::AppState;
 
@@ -29,30 +30,13 @@ pub fn register<A: Adapter>(socket: &SocketRef<A>) {
     socket.on("join_session", join_session::<A>);
     socket.on("proccess_check", process_check::<A>);
     socket.on_fallback(async |s: SocketRef<A>, State(app): State<AppState>| {
-        count_in(&app, "unknown");
+        count_in(&s, &app, "unknown");
         fail(&s, &app, "Unknown event");
     });
 }
 
 fn room(key: &str) -> String {
     format!("lobby:{key}")
-}
-
-fn count_in(app: &AppState, event: &str) {
-    app.metrics.events_in.with_label_values(&[NAMESPACE, event]).inc();
-}
-
-fn emit<A: Adapter>(s: &SocketRef<A>, app: &AppState, event: &str, data: Value) {
-    app.metrics.events_out.with_label_values(&[NAMESPACE, event]).inc();
-    if let Err(e) = s.emit(event, &data) {
-        tracing::debug!(error = %e, event, "lobby reply not delivered");
-    }
-}
-
-/// Seed 001 reports every failure as `error {message}`.
-fn fail<A: Adapter>(s: &SocketRef<A>, app: &AppState, message: &str) {
-    app.metrics.errors.with_label_values(&["lobby"]).inc();
-    emit(s, app, "error", json!({ "message": message }));
 }
 
 fn unavailable(app: &AppState, e: &crate::db::DbError) -> &'static str {
@@ -68,7 +52,7 @@ async fn broadcast<A: Adapter>(
     event: &str,
     data: Value,
 ) {
-    app.metrics.events_out.with_label_values(&[NAMESPACE, event]).inc();
+    count_out(s, app, event);
     if let Err(e) = s.within(room(key)).emit(event, &data).await {
         tracing::warn!(error = %e, event, "lobby broadcast not fully delivered");
     }
@@ -85,7 +69,7 @@ async fn login<A: Adapter>(
     Extension(user): Extension<Arc<Nickname>>,
     TryData(data): TryData<Value>,
 ) {
-    count_in(&app, "login");
+    count_in(&s, &app, "login");
     let Some(name) = data.ok().as_ref().and_then(player_name) else {
         return fail(&s, &app, "Bad payload: expected {\"name\": \"...\"}");
     };
@@ -93,7 +77,7 @@ async fn login<A: Adapter>(
         return fail(&s, &app, "Already logged in");
     }
     let reply = json!({ "message": "You are connected!", "name": name, "type": "USER" });
-    emit(&s, &app, "login_success", reply);
+    emit(&s, &app, "login_success", &reply);
 }
 
 /// Takes the socket out of its session, closing the session if it was the host.
@@ -131,13 +115,13 @@ async fn logout<A: Adapter>(
     State(app): State<AppState>,
     Extension(user): Extension<Arc<Nickname>>,
 ) {
-    count_in(&app, "logout");
+    count_in(&s, &app, "logout");
     if user.get().is_none() {
         return fail(&s, &app, "Not logged in");
     }
     leave_session(&s, &io, &app).await;
     user.clear();
-    emit(&s, &app, "logout_success", json!({ "message": "You are disconnected!" }));
+    emit(&s, &app, "logout_success", &json!({ "message": "You are disconnected!" }));
 }
 
 /// Lobby session keys: 8 characters of an alphabet without look-alikes, 40 bits.
@@ -153,7 +137,7 @@ async fn create_session<A: Adapter>(
     Extension(user): Extension<Arc<Nickname>>,
     TryData(data): TryData<Value>,
 ) {
-    count_in(&app, "create_session");
+    count_in(&s, &app, "create_session");
     let Some(name) = user.get() else { return fail(&s, &app, "Not logged in") };
     let data = data.ok().filter(Value::is_object).unwrap_or_default();
     if data.get("type").and_then(Value::as_str) != Some("default") {
@@ -167,7 +151,7 @@ async fn create_session<A: Adapter>(
         Ok(true) => {
             s.join(room(&key));
             let reply = json!({ "message": "Session created!", "session_key": key });
-            emit(&s, &app, "send_session_key", reply);
+            emit(&s, &app, "send_session_key", &reply);
         }
         Ok(false) => fail(&s, &app, "Already in a session"),
         Err(e) => fail(&s, &app, unavailable(&app, &e)),
@@ -180,7 +164,7 @@ async fn join_session<A: Adapter>(
     Extension(user): Extension<Arc<Nickname>>,
     TryData(data): TryData<Value>,
 ) {
-    count_in(&app, "join_session");
+    count_in(&s, &app, "join_session");
     let Some(name) = user.get() else { return fail(&s, &app, "Not logged in") };
     let key = match data {
         Ok(Value::String(key)) if (1..=16).contains(&key.len()) => key,
@@ -204,7 +188,7 @@ async fn process_check<A: Adapter>(
     State(app): State<AppState>,
     Extension(user): Extension<Arc<Nickname>>,
 ) {
-    count_in(&app, "proccess_check");
+    count_in(&s, &app, "proccess_check");
     if user.get().is_none() {
         return fail(&s, &app, "Not logged in");
     }

@@ -1,16 +1,43 @@
 //! How handlers answer: one reply shape for acks, and the `error` event when the
-//! client asked for no ack.
+//! client asked for no ack; plus the counted emits every namespace uses.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::AckSender;
+use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::{FromMessageParts, Value as PacketValue};
 use socketioxide::socket::Socket;
 
 use crate::metrics::Metrics;
+use crate::state::AppState;
+
+/// Counts an event received on the socket's namespace.
+pub fn count_in<A: Adapter>(s: &SocketRef<A>, app: &AppState, event: &str) {
+    app.metrics.events_in.with_label_values(&[s.ns(), event]).inc();
+}
+
+/// Counts an event sent on the socket's namespace (once per emit, however many get it).
+pub fn count_out<A: Adapter>(s: &SocketRef<A>, app: &AppState, event: &str) {
+    app.metrics.events_out.with_label_values(&[s.ns(), event]).inc();
+}
+
+/// Emits to this socket only, counted.
+pub fn emit<A: Adapter>(s: &SocketRef<A>, app: &AppState, event: &str, data: &Value) {
+    count_out(s, app, event);
+    if let Err(e) = s.emit(event, data) {
+        // The client went away or its buffer is full; nothing more can be told.
+        tracing::debug!(error = %e, event, "event not delivered");
+    }
+}
+
+/// The `error {message}` event of the example protocols (seeds 001 and 002), counted
+/// as an error of the namespace.
+pub fn fail<A: Adapter>(s: &SocketRef<A>, app: &AppState, message: &str) {
+    app.metrics.errors.with_label_values(&[s.ns().trim_start_matches('/')]).inc();
+    emit(s, app, "error", &json!({ "message": message }));
+}
 
 /// Machine-readable error codes, stable for clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
+use super::reply::{count_in, count_out, emit, fail};
 use crate::session::Member;
 use crate::state::AppState;
 
@@ -20,29 +21,17 @@ const MAX_TITLE_CHARS: usize = 500;
 /// Registers the to-do handlers on an authenticated socket.
 pub fn register<A: Adapter>(socket: &SocketRef<A>) {
     socket.on("todo:get", async |s: SocketRef<A>, State(app): State<AppState>| {
-        count(&app, "in", "todo:get");
+        count_in(&s, &app, "todo:get");
         if let Some(todos) = list(&s, &app).await {
-            count(&app, "out", "todos");
-            let _ = s.emit("todos", &todos);
+            emit(&s, &app, "todos", &todos);
         }
     });
     socket.on("todo:add", add::<A>);
     socket.on("todo:remove", remove::<A>);
     socket.on_fallback(async |s: SocketRef<A>, State(app): State<AppState>| {
-        count(&app, "in", "unknown");
+        count_in(&s, &app, "unknown");
         fail(&s, &app, "Unknown event");
     });
-}
-
-fn count(app: &AppState, direction: &str, event: &str) {
-    let metric = if direction == "in" { &app.metrics.events_in } else { &app.metrics.events_out };
-    metric.with_label_values(&[NAMESPACE, event]).inc();
-}
-
-fn fail<A: Adapter>(s: &SocketRef<A>, app: &AppState, message: &str) {
-    app.metrics.errors.with_label_values(&["todo"]).inc();
-    count(app, "out", "error");
-    let _ = s.emit("error", &json!({ "message": message }));
 }
 
 async fn list<A: Adapter>(s: &SocketRef<A>, app: &AppState) -> Option<Value> {
@@ -60,11 +49,11 @@ async fn list<A: Adapter>(s: &SocketRef<A>, app: &AppState) -> Option<Value> {
 /// Sends the list to every client of the namespace, the sender included.
 async fn publish<A: Adapter>(s: &SocketRef<A>, app: &AppState) {
     let Some(todos) = list(s, app).await else { return };
-    count(app, "out", "todos");
+    count_out(s, app, "todos");
     if let Err(e) = s.broadcast().emit("todos", &todos).await {
         tracing::warn!(error = %e, "todos not fully delivered");
     }
-    let _ = s.emit("todos", &todos);
+    emit(s, app, "todos", &todos);
 }
 
 async fn add<A: Adapter>(
@@ -73,7 +62,7 @@ async fn add<A: Adapter>(
     Extension(member): Extension<Arc<Member>>,
     TryData(data): TryData<Value>,
 ) {
-    count(&app, "in", "todo:add");
+    count_in(&s, &app, "todo:add");
     // `"title"` or `{title}`.
     let title = match &data {
         Ok(Value::String(t)) => Some(t.as_str()),
@@ -99,7 +88,7 @@ async fn remove<A: Adapter>(
     State(app): State<AppState>,
     TryData(data): TryData<Value>,
 ) {
-    count(&app, "in", "todo:remove");
+    count_in(&s, &app, "todo:remove");
     let id = match &data {
         Ok(Value::Number(n)) => n.as_i64(),
         Ok(v) => v.get("id").and_then(Value::as_i64),

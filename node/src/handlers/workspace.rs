@@ -9,7 +9,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Event, Extension, SocketRef, State, TryData};
 use socketioxide::socket::Sid;
 
-use super::reply::{ClientError, Code, Outcome, Reply};
+use super::reply::{ClientError, Code, Outcome, Reply, count_in, count_out};
 use super::requests;
 use crate::rooms::{self, RoomError};
 use crate::session::{JoinOutcome, Member};
@@ -26,14 +26,6 @@ pub fn register<A: Adapter>(socket: &SocketRef<A>) {
     socket.on("invalidate", invalidate::<A>);
     socket.on("sendMessage", send_message::<A>);
     socket.on_fallback(unknown_event::<A>);
-}
-
-fn count_in(app: &AppState, event: &str) {
-    app.metrics.events_in.with_label_values(&[NAMESPACE, event]).inc();
-}
-
-fn count_out(app: &AppState, event: &str) {
-    app.metrics.events_out.with_label_values(&[NAMESPACE, event]).inc();
 }
 
 fn fields(value: Value) -> Map<String, Value> {
@@ -96,7 +88,7 @@ async fn join_room<A: Adapter>(
     reply: Reply<A>,
     TryData(data): TryData<Value>,
 ) {
-    count_in(&app, "join room");
+    count_in(&s, &app, "join room");
     let outcome = async {
         let data = data.map_err(|_| ClientError::new(Code::BadPayload, "unreadable payload"))?;
         let room = room_name(Some(&data))?;
@@ -126,7 +118,7 @@ async fn leave_room<A: Adapter>(
     reply: Reply<A>,
     TryData(data): TryData<Value>,
 ) {
-    count_in(&app, "leave room");
+    count_in(&s, &app, "leave room");
     let outcome = async {
         let data = data.map_err(|_| ClientError::new(Code::BadPayload, "unreadable payload"))?;
         let room = member_room(&member, Some(&data))?;
@@ -146,13 +138,13 @@ async fn invalidate<A: Adapter>(
     reply: Reply<A>,
     TryData(data): TryData<Value>,
 ) {
-    count_in(&app, "invalidate");
+    count_in(&s, &app, "invalidate");
     let outcome: Outcome = async {
         let data = data.ok().filter(Value::is_object).ok_or_else(|| {
             ClientError::new(Code::BadPayload, "an object with a room is required")
         })?;
         let room = member_room(&member, data.get("room"))?.to_owned();
-        count_out(&app, "ds invalidate");
+        count_out(&s, &app, "ds invalidate");
         if let Err(e) = s.to(room).emit("ds invalidate", &data).await {
             tracing::warn!(error = %e, "ds invalidate not fully delivered");
         }
@@ -172,7 +164,7 @@ async fn send_message<A: Adapter>(
     reply: Reply<A>,
     TryData(data): TryData<Value>,
 ) {
-    count_in(&app, "sendMessage");
+    count_in(&s, &app, "sendMessage");
     let outcome = async {
         let data = data.ok().filter(Value::is_object).ok_or_else(|| {
             ClientError::new(Code::BadPayload, "an object {room, message} is required")
@@ -199,7 +191,7 @@ async fn send_message<A: Adapter>(
             "message": message,
             "ts": chrono::Utc::now().timestamp_millis(),
         });
-        count_out(&app, "incomingMessage");
+        count_out(&s, &app, "incomingMessage");
         if let Err(e) = s.within(room).emit("incomingMessage", &out).await {
             tracing::warn!(error = %e, "incomingMessage not fully delivered");
         }
@@ -216,7 +208,7 @@ async fn request<A: Adapter>(
     reply: Reply<A>,
     TryData(data): TryData<Value>,
 ) {
-    count_in(&app, "request");
+    count_in(&s, &app, "request");
     let request = match requests::Request::parse(data.ok()) {
         Ok(request) => request,
         Err(e) => return reply.send("request", Err(e), &app.metrics),
@@ -235,7 +227,7 @@ async fn request<A: Adapter>(
     if let Err(e) = &outcome {
         app.metrics.errors.with_label_values(&[e.code.as_str()]).inc();
     }
-    count_out(&app, "request reply");
+    count_out(&s, &app, "request reply");
     if let Err(e) = s.emit(format!("request {}", request.uuid), &body) {
         tracing::debug!(error = %e, "request reply not delivered");
     }
@@ -243,11 +235,12 @@ async fn request<A: Adapter>(
 }
 
 async fn unknown_event<A: Adapter>(
+    s: SocketRef<A>,
     State(app): State<AppState>,
     Event(event): Event,
     reply: Reply<A>,
 ) {
-    count_in(&app, "unknown");
+    count_in(&s, &app, "unknown");
     // The name is the client's; keep what is echoed back short.
     let event: String = event.chars().take(64).collect();
     let message = format!("unknown event {event:?}");
