@@ -20,6 +20,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// Environment variables and the field each one sets.
 pub const ENV_VARS: &[(&str, &str)] = &[
     ("ROOMCAST_NODE_ID", "node.id"),
+    ("ROOMCAST_HEARTBEAT_INTERVAL", "node.heartbeat_interval"),
+    ("ROOMCAST_NODE_DEAD_AFTER", "node.dead_after"),
     ("ROOMCAST_LISTEN", "server.listen"),
     ("ROOMCAST_OPS_LISTEN", "server.ops_listen"),
     ("ROOMCAST_PATH", "server.path"),
@@ -74,13 +76,30 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-/// This node's identity in the cluster.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// This node's identity and liveness in the cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
     /// Node id written into session rows. Default: the host name and a random suffix,
     /// so two processes on one host never share an id.
     pub id: Option<String>,
+    /// How often the node records its heartbeat and sweeps dead nodes. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// Silence after which a node counts as dead and another node removes its session
+    /// rows and lobby memberships. Default `30s`; at least twice the interval.
+    #[serde(with = "humantime_serde")]
+    pub dead_after: Duration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            id: None,
+            heartbeat_interval: Duration::from_secs(5),
+            dead_after: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Listeners and Socket.IO engine settings.
@@ -368,6 +387,15 @@ impl Config {
             if !ok {
                 return Err(invalid("node.id", "1-64 characters of [A-Za-z0-9._-]"));
             }
+        }
+        if self.node.heartbeat_interval.is_zero() {
+            return Err(invalid("node.heartbeat_interval", "must be longer than zero"));
+        }
+        if self.node.dead_after < self.node.heartbeat_interval * 2 {
+            return Err(invalid(
+                "node.dead_after",
+                "must be at least twice node.heartbeat_interval",
+            ));
         }
         let server = &self.server;
         if !server.path.starts_with('/') || server.path.len() < 2 || server.path.ends_with('/') {

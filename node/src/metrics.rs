@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use roomcast_adapter::AdapterMetrics;
 
 /// The node's metrics, registered in their own registry.
@@ -22,6 +22,8 @@ pub struct Metrics {
     pub events_out: IntCounterVec,
     /// Errors by kind: client errors by code, and `database`.
     pub errors: IntCounterVec,
+    /// Dead nodes whose rows this node removed.
+    pub swept_nodes: IntCounter,
     /// Redis adapter activity by kind (published, received, redis_errors, …).
     adapter: IntCounterVec,
     adapter_source: Arc<OnceLock<Arc<AdapterMetrics>>>,
@@ -51,6 +53,12 @@ impl Metrics {
             events_in: counter("events_in_total", "Events received", &["namespace", "event"]),
             events_out: counter("events_out_total", "Events emitted", &["namespace", "event"]),
             errors: counter("errors_total", "Errors by kind", &["kind"]),
+            swept_nodes: {
+                let metric = IntCounter::new("swept_nodes_total", "Dead nodes swept by this node")
+                    .expect("valid metric");
+                registry.register(Box::new(metric.clone())).expect("registered once");
+                metric
+            },
             adapter: counter(
                 "adapter_messages_total",
                 "Redis adapter messages and failures by kind",

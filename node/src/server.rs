@@ -15,6 +15,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::db::lobby::Membership;
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -46,6 +47,7 @@ pub enum StartError {
 }
 
 /// The Socket.IO server of a node, on whichever adapter the configuration picked.
+#[derive(Clone)]
 enum Engine {
     /// One node: rooms and broadcasts stay in this process.
     Local(SocketIo<LocalAdapter>),
@@ -54,6 +56,14 @@ enum Engine {
 }
 
 impl Engine {
+    /// Tells lobby members what a dead node's sweep removed.
+    async fn announce_swept(&self, app: &AppState, left: &[Membership]) {
+        match self {
+            Engine::Local(io) => handlers::lobby::announce_swept(io, app, left).await,
+            Engine::Cluster(io, _) => handlers::lobby::announce_swept(io, app, left).await,
+        }
+    }
+
     /// Closes every connection, then the adapter's Redis connections.
     async fn close(self) {
         match self {
@@ -196,9 +206,12 @@ impl Node {
             tracing::info!(addr = %listener.local_addr()?, "ops listening");
             servers.push(serve(router, listener));
         }
+        state.db.heartbeat(&state.node_id).await.map_err(std::io::Error::other)?;
+        let heartbeat = tokio::spawn(heartbeat(state.clone(), engine.clone(), shutdown.clone()));
         state.set_ready(true);
 
         shutdown.cancelled().await;
+        let _ = heartbeat.await;
         let deadline = state.config.server.shutdown_timeout;
         tracing::info!(?deadline, "shutting down");
         state.set_ready(false);
@@ -220,7 +233,11 @@ impl Node {
         }
         // Disconnect handlers may still be running when the deadline hits; rows of
         // this node's sockets must not outlive it.
-        let sweep = state.db.delete_node_sessions(&state.node_id);
+        let sweep = async {
+            let rows = state.db.delete_node_sessions(&state.node_id).await?;
+            state.db.forget_node(&state.node_id).await?;
+            Ok::<_, DbError>(rows)
+        };
         match tokio::time::timeout(Duration::from_secs(2), sweep).await {
             Ok(Ok(rows)) if rows > 0 => tracing::info!(rows, "removed remaining session rows"),
             Ok(Ok(_)) => {}
@@ -230,5 +247,37 @@ impl Node {
         state.db.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Records this node's heartbeat and sweeps nodes that stopped beating, until shutdown.
+/// A database outage only delays both: the loop logs, counts and tries again.
+async fn heartbeat(state: AppState, engine: Engine, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(state.config.node.heartbeat_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let dead_after = i64::try_from(state.config.node.dead_after.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let result = async {
+            state.db.heartbeat(&state.node_id).await?;
+            state.db.sweep_dead_nodes(dead_after).await
+        }
+        .await;
+        match result {
+            Ok(swept) => {
+                for node in swept {
+                    tracing::warn!(node = %node.node, sessions = node.sessions, "swept a dead node");
+                    state.metrics.swept_nodes.inc();
+                    engine.announce_swept(&state, &node.lobby).await;
+                }
+            }
+            Err(e) => {
+                state.metrics.errors.with_label_values(&["database"]).inc();
+                tracing::warn!(error = %e, "heartbeat failed");
+            }
+        }
     }
 }

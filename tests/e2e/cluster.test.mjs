@@ -3,39 +3,10 @@
 // the chat count must behave as on one node.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import {
   backends, notePgSkip, createDb, startNode, addUser, connectClient, joinRoom, passwordOf,
-  assertFailure, roomName, metrics, metricSum, delay, randomUUID,
+  assertFailure, roomName, metrics, metricSum, delay, randomUUID, startRedis,
 } from './lib/harness.mjs';
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-  });
-}
-
-/** A throw-away redis-server on loopback, without persistence. */
-async function startRedis() {
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  await new Promise((res, rej) => {
-    const timer = setTimeout(() => rej(new Error('redis-server did not start within 10 s')), 10000);
-    child.once('error', (e) => { clearTimeout(timer); rej(new Error(`redis-server: ${e.message} (is it installed?)`)); });
-    child.stdout.on('data', (d) => {
-      if (String(d).includes('Ready to accept connections')) { clearTimeout(timer); res(); }
-    });
-  });
-  return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') };
-}
 
 for (const backend of backends()) {
   describe(`cluster of three nodes (${backend.name})`, { skip: backend.skip, timeout: 120000 }, () => {

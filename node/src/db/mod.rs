@@ -5,6 +5,7 @@
 //! change to one is seen next to the other, and every behaviour is tested on both.
 
 pub mod lobby;
+pub mod nodes;
 pub mod sessions;
 pub mod todos;
 pub mod users;

@@ -208,6 +208,33 @@ async fn process_check<A: Adapter>(
     }
 }
 
+/// Tells the remaining members about memberships a dead node's sweep removed: its
+/// sessions closed, its clients left.
+pub async fn announce_swept<A: Adapter>(io: &SocketIo<A>, app: &AppState, left: &[Membership]) {
+    let Some(ns) = io.of(NAMESPACE) else { return };
+    for Membership { session_key, name, role } in left {
+        let room = room(session_key);
+        let (event, data) = match role {
+            Role::Host => (
+                "session_closed",
+                json!({ "message": "Session closed!", "session_key": session_key }),
+            ),
+            Role::Client => {
+                ("user_disconnected", json!({ "message": "User disconnected!", "name": name }))
+            }
+        };
+        app.metrics.events_out.with_label_values(&[NAMESPACE, event]).inc();
+        if let Err(e) = ns.clone().within(room.clone()).emit(event, &data).await {
+            tracing::warn!(error = %e, event, "lobby notice after a node's death not fully delivered");
+        }
+        if *role == Role::Host
+            && let Err(e) = ns.clone().within(room.clone()).leave(room).await
+        {
+            tracing::warn!(error = %e, "members not removed from a dead host's lobby room");
+        }
+    }
+}
+
 /// Disconnect handler: a socket that goes leaves its session like a `logout`.
 pub async fn on_disconnect<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, app: AppState) {
     leave_session(&s, &io, &app).await;

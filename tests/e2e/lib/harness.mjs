@@ -3,6 +3,7 @@
 // Engine.IO 3). Every wait is bounded; every child process is killed at the end.
 
 import { spawn, execFile } from 'node:child_process';
+import { createServer } from 'node:net';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -788,6 +789,36 @@ export async function settle(sender, observers, syncRoom) {
   await Promise.all(waits);
   // A short grace period on top of the ordering guarantee.
   await delay(50);
+}
+
+// ---------------------------------------------------------------------------------------
+// Redis for cluster tests
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+/** A throw-away redis-server on loopback, without persistence. */
+export async function startRedis() {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  await new Promise((res, rej) => {
+    const timer = setTimeout(() => rej(new Error('redis-server did not start within 10 s')), 10000);
+    child.once('error', (e) => { clearTimeout(timer); rej(new Error(`redis-server: ${e.message} (is it installed?)`)); });
+    child.stdout.on('data', (d) => {
+      if (String(d).includes('Ready to accept connections')) { clearTimeout(timer); res(); }
+    });
+  });
+  return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') };
 }
 
 export { delay, randomUUID };

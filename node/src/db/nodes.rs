@@ -1,0 +1,135 @@
+//! Node heartbeats and the sweep of dead nodes' rows.
+//!
+//! Every node writes its heartbeat; every node also sweeps. Claiming a dead node is
+//! one `DELETE … RETURNING` on its heartbeat row, so exactly one survivor cleans up
+//! after it, however many sweep at once.
+
+use super::{Db, DbError, on_pool};
+use crate::db::lobby::{Membership, Role};
+
+/// What a sweep removed of one dead node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweptNode {
+    /// The dead node's id.
+    pub node: String,
+    /// Session rows removed.
+    pub sessions: u64,
+    /// Lobby memberships it held; a HOST's session was deleted with it.
+    pub lobby: Vec<Membership>,
+}
+
+impl Db {
+    /// Records that `node` is alive now.
+    pub async fn heartbeat(&self, node: &str) -> Result<(), DbError> {
+        on_pool!(
+            self,
+            "INSERT INTO nodes (id, heartbeat_at) VALUES ($1, strftime('%Y-%m-%d %H:%M:%f', 'now'))
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+            "INSERT INTO nodes (id, heartbeat_at) VALUES ($1, now()::timestamp)
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+            |pool, sql| sqlx::query(sql).bind(node).execute(pool).await.map(drop)
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a node that shut down cleanly.
+    pub async fn forget_node(&self, node: &str) -> Result<(), DbError> {
+        on_pool!(
+            self,
+            "DELETE FROM nodes WHERE id = $1",
+            "DELETE FROM nodes WHERE id = $1",
+            |pool, sql| sqlx::query(sql).bind(node).execute(pool).await.map(drop)
+        )?;
+        Ok(())
+    }
+
+    /// Claims the nodes silent for longer than `timeout_ms` and removes their rows.
+    pub async fn sweep_dead_nodes(&self, timeout_ms: i64) -> Result<Vec<SweptNode>, DbError> {
+        let seconds = timeout_ms as f64 / 1000.0;
+        let dead: Vec<String> = on_pool!(
+            self,
+            "DELETE FROM nodes
+             WHERE heartbeat_at < strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || $1 || ' seconds')
+             RETURNING id",
+            "DELETE FROM nodes WHERE heartbeat_at < now()::timestamp - make_interval(secs => $1)
+             RETURNING id",
+            |pool, sql| sqlx::query_scalar(sql).bind(seconds).fetch_all(pool).await?
+        );
+        let mut swept = Vec::with_capacity(dead.len());
+        for node in dead {
+            let lobby = self.remove_node_lobby(&node).await?;
+            let sessions = self.delete_node_sessions(&node).await?;
+            swept.push(SweptNode { node, sessions, lobby });
+        }
+        Ok(swept)
+    }
+
+    /// Removes a node's lobby memberships, deleting the sessions it hosted.
+    async fn remove_node_lobby(&self, node: &str) -> Result<Vec<Membership>, DbError> {
+        let rows: Vec<(String, String, String, String)> = on_pool!(
+            self,
+            "SELECT socket_id, session_key, name, role FROM lobby_members WHERE node = $1",
+            "SELECT socket_id, session_key, name, role FROM lobby_members WHERE node = $1",
+            |pool, sql| sqlx::query_as(sql).bind(node).fetch_all(pool).await?
+        );
+        let mut left = Vec::with_capacity(rows.len());
+        for (socket_id, ..) in rows {
+            if let Some(membership) = self.leave_lobby(&socket_id).await? {
+                left.push(membership);
+            }
+        }
+        // Hosts first: their members learn the session closed, not that one user left.
+        left.sort_by_key(|m| m.role != Role::Host);
+        Ok(left)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::db::testing;
+
+    #[tokio::test]
+    async fn dead_nodes_are_swept_once_with_their_rows() {
+        for t in testing::all().await {
+            let db = &t.db;
+            db.heartbeat("alive").await.expect("beat");
+            db.heartbeat("dead").await.expect("beat");
+            db.put_session(
+                "roomcast:a1",
+                &json!({"user": "a", "node": "alive", "rooms": ["r"]}),
+                60,
+            )
+            .await
+            .expect("row");
+            db.put_session(
+                "roomcast:d1",
+                &json!({"user": "d", "node": "dead", "rooms": ["r"]}),
+                60,
+            )
+            .await
+            .expect("row");
+            db.create_lobby("K1", "default", 0, "d-host", "Dee", "dead").await.expect("lobby");
+            db.join_lobby("K1", "a-client", "Al", "alive").await.expect("join");
+            db.create_lobby("K2", "default", 0, "a-host", "Ann", "alive").await.expect("lobby");
+            db.join_lobby("K2", "d-client", "Dan", "dead").await.expect("join");
+
+            assert!(db.sweep_dead_nodes(60_000).await.expect("sweep").is_empty(), "both fresh");
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            db.heartbeat("alive").await.expect("beat");
+            let swept = db.sweep_dead_nodes(200).await.expect("sweep");
+            assert_eq!(swept.len(), 1);
+            assert_eq!((swept[0].node.as_str(), swept[0].sessions), ("dead", 1));
+            let roles: Vec<_> =
+                swept[0].lobby.iter().map(|m| (m.session_key.as_str(), m.role)).collect();
+            assert_eq!(roles, [("K1", Role::Host), ("K2", Role::Client)]);
+
+            assert_eq!(db.room_users("r").await.expect("presence"), ["a"]);
+            assert_eq!(db.lobby_membership("a-client").await.expect("get"), None, "K1 closed");
+            assert!(db.lobby_membership("a-host").await.expect("get").is_some(), "K2 lives");
+            assert!(db.sweep_dead_nodes(200).await.expect("sweep").is_empty(), "claimed once");
+        }
+    }
+}

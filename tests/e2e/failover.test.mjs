@@ -1,0 +1,71 @@
+// A node killed with SIGKILL cleans up nothing itself: the surviving node must notice
+// its silence (heartbeats) and remove its session rows and lobby memberships within
+// the configured bound, telling the lobby members.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  backends, notePgSkip, createDb, startNode, addUser, connectClient, joinRoom, passwordOf,
+  roomName, randomUUID, startRedis, waitUntil, metrics, metricSum,
+} from './lib/harness.mjs';
+
+// Fast heartbeats so that the bound (1 s of silence) is tested in seconds.
+const LIVENESS = { ROOMCAST_HEARTBEAT_INTERVAL: '200ms', ROOMCAST_NODE_DEAD_AFTER: '1s' };
+
+for (const backend of backends()) {
+  describe(`a node killed with SIGKILL (${backend.name})`, { skip: backend.skip, timeout: 60000 }, () => {
+    let redis, db, survivor, victim;
+    const clients = [];
+    const connect = async (...args) => { const c = await connectClient(...args); clients.push(c); return c; };
+
+    before(async () => {
+      notePgSkip();
+      redis = await startRedis();
+      db = await createDb(backend.name);
+      const env = { REDIS_URL: redis.url, ...LIVENESS };
+      survivor = await startNode({ db, env });
+      victim = await startNode({ db, env });
+      await Promise.all(['alice', 'bob'].map((u) => addUser(db, u, `${u}-pw`)));
+    });
+
+    after(async () => {
+      for (const c of clients) c.close();
+      await Promise.all([survivor, victim].map((n) => n?.stop()));
+      await db?.drop().catch(() => {});
+      redis?.stop();
+    });
+
+    it('loses its rows, presence and lobby sessions within the bound', async () => {
+      const alice = await connect('v4-websocket', survivor.url, passwordOf('alice'));
+      const bob = await connect('v4-websocket', victim.url, passwordOf('bob'));
+      const room = roomName('failover');
+      await joinRoom(alice, room);
+      await joinRoom(bob, room);
+      const presence = async () =>
+        (await alice.ack('request', { uuid: randomUUID(), route: 'presence.room', params: { room } })).result.users;
+      await waitUntil(async () => (await presence()).length === 2, 'both present');
+
+      const host = await connect('v4-websocket', `${victim.url}/lobby`, {});
+      const guest = await connect('v4-polling', `${survivor.url}/lobby`, {});
+      host.send('login', { name: 'Hana' });
+      guest.send('login', { name: 'Gus' });
+      await Promise.all([host.waitFor('login_success'), guest.waitFor('login_success')]);
+      host.send('create_session', { type: 'default', ph_users: 0 });
+      const { session_key } = await host.waitFor('send_session_key');
+      guest.send('join_session', session_key);
+      await guest.waitFor('user_connected');
+
+      const bobRow = bob.sid;
+      assert.ok(await db.getSession(bobRow), 'bob has a row while his node lives');
+      victim.child.kill('SIGKILL');
+      const killedAt = Date.now();
+
+      assert.deepEqual(await guest.waitFor('session_closed', () => true, 5000), { message: 'Session closed!', session_key });
+      await waitUntil(async () => (await db.getSession(bobRow)) === null, "bob's row swept", 5000);
+      assert.deepEqual(await presence(), ['alice']);
+      const elapsed = Date.now() - killedAt;
+      assert.ok(elapsed < 5000, `swept in ${elapsed} ms`);
+      assert.equal(metricSum(await metrics(survivor.url), 'roomcast_swept_nodes_total'), 1);
+      assert.ok(await db.getSession(alice.sid), "the survivor's rows stay");
+    });
+  });
+}
