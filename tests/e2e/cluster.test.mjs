@@ -5,7 +5,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   backends, notePgSkip, createDb, startNode, addUser, connectClient, joinRoom, passwordOf,
-  assertFailure, roomName, metrics, metricSum, delay, randomUUID, startRedis,
+  assertFailure, roomName, metrics, metricSum, delay, randomUUID, startRedis, lobbySession,
 } from './lib/harness.mjs';
 
 for (const backend of backends()) {
@@ -69,15 +69,7 @@ for (const backend of backends()) {
       const [a, , c] = nodes;
       const host = await connect('v4-websocket', `${a.url}/lobby`, {});
       const guest = await connect('v4-polling', `${c.url}/lobby`, {});
-      host.send('login', { name: 'Hana' });
-      guest.send('login', { name: 'Carl' });
-      await Promise.all([host.waitFor('login_success'), guest.waitFor('login_success')]);
-      host.send('create_session', { type: 'default', ph_users: 0 });
-      const { session_key } = await host.waitFor('send_session_key');
-      guest.send('join_session', session_key);
-      for (const client of [host, guest]) {
-        assert.deepEqual(await client.waitFor('user_connected'), { message: 'User connected!', name: 'Carl' });
-      }
+      const session_key = await lobbySession(host, guest);
       host.send('proccess_check');
       for (const client of [host, guest]) {
         assert.equal((await client.waitFor('session_started')).session_key, session_key);

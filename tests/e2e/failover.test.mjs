@@ -5,7 +5,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   backends, notePgSkip, createDb, startNode, addUser, connectClient, joinRoom, passwordOf,
-  roomName, randomUUID, startRedis, waitUntil, metrics, metricSum,
+  roomName, randomUUID, startRedis, waitUntil, metrics, metricSum, lobbySession,
 } from './lib/harness.mjs';
 
 // Fast heartbeats so that the bound (1 s of silence) is tested in seconds.
@@ -46,13 +46,7 @@ for (const backend of backends()) {
 
       const host = await connect('v4-websocket', `${victim.url}/lobby`, {});
       const guest = await connect('v4-polling', `${survivor.url}/lobby`, {});
-      host.send('login', { name: 'Hana' });
-      guest.send('login', { name: 'Gus' });
-      await Promise.all([host.waitFor('login_success'), guest.waitFor('login_success')]);
-      host.send('create_session', { type: 'default', ph_users: 0 });
-      const { session_key } = await host.waitFor('send_session_key');
-      guest.send('join_session', session_key);
-      await guest.waitFor('user_connected');
+      const session_key = await lobbySession(host, guest);
 
       const bobRow = bob.sid;
       assert.ok(await db.getSession(bobRow), 'bob has a row while his node lives');

@@ -68,6 +68,26 @@ fn read_msgpack(bytes: &[u8]) -> Result<Mp, DecodeError> {
     if rd.is_empty() { Ok(value) } else { Err(DecodeError::Msgpack) }
 }
 
+/// A request-channel or response-channel message, in whichever encoding it came.
+enum Frame {
+    /// JSON, which always starts with `{`.
+    Json(serde_json::Map<String, Json>),
+    /// msgpack (broadcast requests and broadcast acks).
+    Msgpack(Mp),
+}
+
+/// Reads a message whose first byte picks its encoding, as Node's receivers do.
+fn read_frame(bytes: &[u8]) -> Result<Frame, DecodeError> {
+    if bytes.first() == Some(&b'{') {
+        match serde_json::from_slice(bytes).map_err(|_| DecodeError::Json)? {
+            Json::Object(map) => Ok(Frame::Json(map)),
+            _ => Err(DecodeError::Json),
+        }
+    } else {
+        read_msgpack(bytes).map(Frame::Msgpack)
+    }
+}
+
 /// Field `key` of a msgpack map; `nil` counts as absent, as `undefined` does in JS.
 fn mp_field<'a>(map: &'a [(Mp, Mp)], key: &str) -> Option<&'a Mp> {
     map.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v).filter(|v| !v.is_nil())

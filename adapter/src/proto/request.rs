@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
 use super::{
-    DecodeError, EncodeError, EventPacket, WireOpts, json_room, json_rooms, mp_field, read_msgpack,
+    DecodeError, EncodeError, EventPacket, Frame, WireOpts, json_room, json_rooms, mp_field,
+    read_frame,
 };
 
 const SOCKETS: i64 = 0;
@@ -223,12 +224,10 @@ impl RequestMsg {
 
     /// Decodes a message received on the request channel.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        if bytes.first() == Some(&b'{') {
-            let json: Json = serde_json::from_slice(bytes).map_err(|_| DecodeError::Json)?;
-            let map = json.as_object().ok_or(DecodeError::Json)?;
-            return Self::from_json(map);
-        }
-        let value = read_msgpack(bytes)?;
+        let value = match read_frame(bytes)? {
+            Frame::Json(map) => return Self::from_json(&map),
+            Frame::Msgpack(value) => value,
+        };
         let map = value.as_map().ok_or(DecodeError::Field("request"))?;
         if mp_field(map, "type").and_then(Mp::as_i64) == Some(BROADCAST) {
             return Ok(Self {
@@ -445,12 +444,10 @@ impl ResponseMsg {
 
     /// Decodes a message received on a response channel.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        if bytes.first() == Some(&b'{') {
-            let json: Json = serde_json::from_slice(bytes).map_err(|_| DecodeError::Json)?;
-            let map = json.as_object().ok_or(DecodeError::Json)?;
-            return Self::from_json(map);
-        }
-        let value = read_msgpack(bytes)?;
+        let value = match read_frame(bytes)? {
+            Frame::Json(map) => return Self::from_json(&map),
+            Frame::Msgpack(value) => value,
+        };
         let map = value.as_map().ok_or(DecodeError::Field("response"))?;
         let request_id =
             mp_field(map, "requestId").and_then(mp_id).ok_or(DecodeError::Field("requestId"))?;

@@ -791,6 +791,23 @@ export async function settle(sender, observers, syncRoom) {
   await delay(50);
 }
 
+/**
+ * A lobby session: `host` (logged in as `hostName`) creates it and `guest` (as
+ * `guestName`) joins it; resolves with the key once both got `user_connected`.
+ */
+export async function lobbySession(host, guest, hostName = 'Hana', guestName = 'Carl') {
+  host.send('login', { name: hostName });
+  guest.send('login', { name: guestName });
+  await Promise.all([host.waitFor('login_success'), guest.waitFor('login_success')]);
+  host.send('create_session', { type: 'default', ph_users: 0 });
+  const { session_key } = await host.waitFor('send_session_key');
+  guest.send('join_session', session_key);
+  for (const client of [host, guest]) {
+    assert.deepEqual(await client.waitFor('user_connected'), { message: 'User connected!', name: guestName });
+  }
+  return session_key;
+}
+
 // ---------------------------------------------------------------------------------------
 // Redis for cluster tests
 
