@@ -256,6 +256,11 @@ async fn heartbeat(state: AppState, engine: Engine, shutdown: CancellationToken)
     let mut tick = tokio::time::interval(state.config.node.heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let dead_after = i64::try_from(state.config.node.dead_after.as_millis()).unwrap_or(i64::MAX);
+    // Rows are written with `session_ttl` to live; a quarter of it before they would
+    // expire, the live ones are pushed forward again.
+    let ttl = state.config.database.session_ttl;
+    let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+    let mut last_refresh = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -263,6 +268,10 @@ async fn heartbeat(state: AppState, engine: Engine, shutdown: CancellationToken)
         }
         let result = async {
             state.db.heartbeat(&state.node_id).await?;
+            if last_refresh.elapsed() >= ttl / 4 {
+                state.db.refresh_node_sessions(&state.node_id, ttl_secs).await?;
+                last_refresh = tokio::time::Instant::now();
+            }
             state.db.sweep_dead_nodes(dead_after).await
         }
         .await;

@@ -93,8 +93,10 @@ impl Db {
         name: &str,
         node: &str,
     ) -> Result<bool, DbError> {
-        on_pool!(self, (), (), |pool, _unused| {
-            let mut tx = pool.begin().await?;
+        // SQLite: take the write lock up front, so the transaction never has to upgrade a
+        // read lock (which fails at once when another writer got in between).
+        on_pool!(self, "BEGIN IMMEDIATE", "BEGIN", |pool, begin| {
+            let mut tx = pool.begin_with(begin).await?;
             sqlx::query(
                 "INSERT INTO lobby_sessions (session_key, kind, ph_users) VALUES ($1, $2, $3)",
             )
@@ -103,12 +105,14 @@ impl Db {
             .bind(ph_users)
             .execute(&mut *tx)
             .await?;
-            // Dropping the transaction rolls the session back if the socket is taken.
-            let added = add_member(&mut *tx, key, socket_id, name, "HOST", node).await?;
-            if added {
-                tx.commit().await?;
+            if !add_member(&mut *tx, key, socket_id, name, "HOST", node).await? {
+                // Rolled back now, not when the connection is next used: until then it
+                // would hold SQLite's write lock.
+                tx.rollback().await?;
+                return Ok(false);
             }
-            Ok(added)
+            tx.commit().await?;
+            Ok(true)
         })
     }
 
@@ -120,23 +124,31 @@ impl Db {
         name: &str,
         node: &str,
     ) -> Result<JoinResult, DbError> {
-        on_pool!(self, (), (), |pool, _unused| {
-            let mut tx = pool.begin().await?;
+        // SQLite: take the write lock up front, so the transaction never has to upgrade a
+        // read lock (which fails at once when another writer got in between).
+        on_pool!(self, "BEGIN IMMEDIATE", "BEGIN", |pool, begin| {
+            let mut tx = pool.begin_with(begin).await?;
             let started: Option<bool> =
                 sqlx::query_scalar("SELECT started FROM lobby_sessions WHERE session_key = $1")
                     .bind(key)
                     .fetch_optional(&mut *tx)
                     .await?;
-            match started {
-                None => return Ok(JoinResult::UnknownKey),
-                Some(true) => return Ok(JoinResult::Started),
-                Some(false) => {}
+            let result = match started {
+                None => JoinResult::UnknownKey,
+                Some(true) => JoinResult::Started,
+                Some(false)
+                    if add_member(&mut *tx, key, socket_id, name, "CLIENT", node).await? =>
+                {
+                    JoinResult::Joined
+                }
+                Some(false) => JoinResult::AlreadyMember,
+            };
+            if result == JoinResult::Joined {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
             }
-            if !add_member(&mut *tx, key, socket_id, name, "CLIENT", node).await? {
-                return Ok(JoinResult::AlreadyMember);
-            }
-            tx.commit().await?;
-            Ok(JoinResult::Joined)
+            Ok(result)
         })
     }
 

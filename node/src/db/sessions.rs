@@ -80,6 +80,29 @@ impl Db {
         Ok(())
     }
 
+    /// Pushes the expiry of every socket row a node wrote to `ttl_secs` from now, so
+    /// that long-lived connections outlive `database.session_ttl`; returns how many.
+    pub async fn refresh_node_sessions(
+        &self,
+        node_id: &str,
+        ttl_secs: i64,
+    ) -> Result<u64, DbError> {
+        let rows = on_pool!(
+            self,
+            "UPDATE express_sessions SET expire = datetime('now', $2 || ' seconds')
+             WHERE sid LIKE 'roomcast:%' AND json_extract(sess, '$.node') = $1",
+            "UPDATE express_sessions SET expire = now()::timestamp + make_interval(secs => $2)
+             WHERE sid LIKE 'roomcast:%' AND sess->>'node' = $1",
+            |pool, sql| sqlx::query(sql)
+                .bind(node_id)
+                .bind(ttl_secs)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        );
+        Ok(rows)
+    }
+
     /// Deletes every socket row a node wrote; returns how many.
     pub async fn delete_node_sessions(&self, node_id: &str) -> Result<u64, DbError> {
         let rows = on_pool!(
@@ -149,7 +172,13 @@ mod tests {
                 .await
                 .expect("put");
             db.put_session("express", &json!({"user": "a", "node": "n1"}), 60).await.expect("put");
-            assert_eq!(db.delete_node_sessions("n1").await.expect("sweep"), 1);
+            db.put_session("roomcast:n1x", &json!({"user": "b", "node": "n1"}), -5)
+                .await
+                .expect("put");
+            assert_eq!(db.live_session("roomcast:n1x").await.expect("get"), None, "expired");
+            assert_eq!(db.refresh_node_sessions("n1", 60).await.expect("refresh"), 2);
+            assert!(db.live_session("roomcast:n1x").await.expect("get").is_some(), "refreshed");
+            assert_eq!(db.delete_node_sessions("n1").await.expect("sweep"), 2);
             assert!(db.live_session("express").await.expect("get").is_some());
         }
     }
