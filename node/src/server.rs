@@ -57,10 +57,10 @@ enum Engine {
 
 impl Engine {
     /// Tells lobby members what a dead node's sweep removed.
-    async fn announce_swept(&self, app: &AppState, left: &[Membership]) {
+    async fn announce_departures(&self, app: &AppState, left: &[Membership]) {
         match self {
-            Engine::Local(io) => handlers::lobby::announce_swept(io, app, left).await,
-            Engine::Cluster(io, _) => handlers::lobby::announce_swept(io, app, left).await,
+            Engine::Local(io) => handlers::lobby::announce_departures(io, app, left).await,
+            Engine::Cluster(io, _) => handlers::lobby::announce_departures(io, app, left).await,
         }
     }
 
@@ -280,7 +280,7 @@ async fn heartbeat(state: AppState, engine: Engine, shutdown: CancellationToken)
                 for node in swept {
                     tracing::warn!(node = %node.node, sessions = node.sessions, "swept a dead node");
                     state.metrics.swept_nodes.inc();
-                    engine.announce_swept(&state, &node.lobby).await;
+                    engine.announce_departures(&state, &node.lobby).await;
                 }
             }
             Err(e) => {

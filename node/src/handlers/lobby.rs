@@ -45,6 +45,7 @@ fn unavailable(app: &AppState, e: &crate::db::DbError) -> &'static str {
     "Service unavailable, try again"
 }
 
+/// Sends to every member of the session `key`.
 async fn broadcast<A: Adapter>(
     s: &SocketRef<A>,
     app: &AppState,
@@ -89,24 +90,9 @@ async fn leave_session<A: Adapter>(s: &SocketRef<A>, io: &SocketIo<A>, app: &App
             return;
         }
     };
-    let Some(Membership { session_key, name, role }) = left else { return };
-    let room = room(&session_key);
-    s.leave(room.clone());
-    match role {
-        Role::Host => {
-            let closed = json!({ "message": "Session closed!", "session_key": session_key });
-            broadcast(s, app, &session_key, "session_closed", closed).await;
-            if let Some(ns) = io.of(NAMESPACE)
-                && let Err(e) = ns.within(room.clone()).leave(room).await
-            {
-                tracing::warn!(error = %e, "members not removed from a closed lobby room");
-            }
-        }
-        Role::Client => {
-            let gone = json!({ "message": "User disconnected!", "name": name });
-            broadcast(s, app, &session_key, "user_disconnected", gone).await;
-        }
-    }
+    let Some(membership) = left else { return };
+    s.leave(room(&membership.session_key));
+    announce_departures(io, app, &[membership]).await;
 }
 
 async fn logout<A: Adapter>(
@@ -208,9 +194,14 @@ async fn process_check<A: Adapter>(
     }
 }
 
-/// Tells the remaining members about memberships a dead node's sweep removed: its
-/// sessions closed, its clients left.
-pub async fn announce_swept<A: Adapter>(io: &SocketIo<A>, app: &AppState, left: &[Membership]) {
+/// Tells the remaining members of each session about a departure: a HOST's closes the
+/// session (its members are told and taken out of its room), a CLIENT's is announced.
+/// Serves logouts, disconnects and the sweep of a dead node's memberships.
+pub async fn announce_departures<A: Adapter>(
+    io: &SocketIo<A>,
+    app: &AppState,
+    left: &[Membership],
+) {
     let Some(ns) = io.of(NAMESPACE) else { return };
     for Membership { session_key, name, role } in left {
         let room = room(session_key);
@@ -225,12 +216,12 @@ pub async fn announce_swept<A: Adapter>(io: &SocketIo<A>, app: &AppState, left: 
         };
         app.metrics.events_out.with_label_values(&[NAMESPACE, event]).inc();
         if let Err(e) = ns.clone().within(room.clone()).emit(event, &data).await {
-            tracing::warn!(error = %e, event, "lobby notice after a node's death not fully delivered");
+            tracing::warn!(error = %e, event, "lobby departure notice not fully delivered");
         }
         if *role == Role::Host
             && let Err(e) = ns.clone().within(room.clone()).leave(room).await
         {
-            tracing::warn!(error = %e, "members not removed from a dead host's lobby room");
+            tracing::warn!(error = %e, "members not removed from a closed lobby room");
         }
     }
 }
