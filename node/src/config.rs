@@ -48,6 +48,11 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ROOMCAST_SESSION_SECRET", "auth.session.secret"),
     ("ROOMCAST_SESSION_COOKIE", "auth.session.cookie"),
     ("ROOMCAST_ROOMS_MAX_PER_SOCKET", "rooms.max_per_socket"),
+    ("ROOMCAST_REQUEST_TIMEOUT", "requests.timeout"),
+    ("ROOMCAST_REQUEST_CLAIM_AFTER", "requests.claim_after"),
+    ("ROOMCAST_REQUEST_KEY_PREFIX", "requests.key_prefix"),
+    ("ROOMCAST_REQUEST_SERVE", "requests.serve"),
+    ("ROOMCAST_REQUEST_ROUTES", "requests.routes"),
     ("ROOMCAST_GUEST_NAMESPACES", "auth.guest_namespaces"),
     ("ROOMCAST_LOG_FORMAT", "log.format"),
     ("ROOMCAST_LOG_LEVEL", "log.level"),
@@ -72,6 +77,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Rules for user-named rooms.
     pub rooms: RoomsConfig,
+    /// Where `request` events are handled.
+    pub requests: RequestsConfig,
     /// Log output.
     pub log: LogConfig,
 }
@@ -292,6 +299,73 @@ impl Default for RoomsConfig {
     }
 }
 
+/// Where `request` events are handled: the built-in routes run on the node that got
+/// the request unless a configured route sends them elsewhere.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RequestsConfig {
+    /// How long a request may take before the client gets a `timeout` error, unless its
+    /// route says otherwise. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// A worker-queue entry delivered to a worker and not acknowledged for this long is
+    /// taken back and queued again for another worker. Default `15s`.
+    #[serde(with = "humantime_serde")]
+    pub claim_after: Duration,
+    /// Prefix of the Redis keys of the request streams and reply channels. Default
+    /// `roomcast`.
+    pub key_prefix: String,
+    /// Worker-queue streams this node consumes itself, answering with its built-in
+    /// routes, so those routes can run on any node. Default: none.
+    #[serde(deserialize_with = "string_or_list")]
+    pub serve: Vec<String>,
+    /// Routes by prefix; the longest matching prefix wins. Default: none.
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for RequestsConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            claim_after: Duration::from_secs(15),
+            key_prefix: "roomcast".into(),
+            serve: Vec::new(),
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// One routing rule for `request` events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Routes starting with this (`billing.`), or exactly this (`echo`).
+    pub prefix: String,
+    /// Who answers.
+    pub kind: RouteKind,
+    /// `upstream`: the URL the request is POSTed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `worker`: the stream the request is queued on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// This route's timeout instead of `requests.timeout`.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+/// Kinds of request handlers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteKind {
+    /// A built-in route, run on the node that received the request.
+    Builtin,
+    /// An HTTP service.
+    Upstream,
+    /// A Redis stream read by workers (or by nodes listed in `requests.serve`).
+    Worker,
+}
+
 /// Log output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -450,6 +524,7 @@ impl Config {
         if self.rooms.max_per_socket == 0 {
             return Err(invalid("rooms.max_per_socket", "must be at least 1"));
         }
+        self.validate_requests()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(invalid("log.level", e.to_string()));
         }
@@ -499,6 +574,75 @@ impl Config {
         }
         if session.cookie.is_empty() || !session.cookie.chars().all(|c| c.is_ascii_graphic()) {
             return Err(invalid("auth.session.cookie", "must be a cookie name"));
+        }
+        Ok(())
+    }
+
+    fn validate_requests(&self) -> Result<(), ConfigError> {
+        let requests = &self.requests;
+        for (field, value) in
+            [("requests.timeout", requests.timeout), ("requests.claim_after", requests.claim_after)]
+        {
+            if value.is_zero() {
+                return Err(invalid(field, "must be longer than zero"));
+            }
+        }
+        let key_ok = |s: &str| {
+            (1..=64).contains(&s.len())
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        };
+        if !key_ok(&requests.key_prefix) {
+            return Err(invalid("requests.key_prefix", "1-64 characters of [A-Za-z0-9._-]"));
+        }
+        let needs_redis = !requests.serve.is_empty()
+            || requests.routes.iter().any(|r| r.kind == RouteKind::Worker);
+        if needs_redis && self.redis.url.is_none() {
+            return Err(invalid("requests", "worker queues need redis.url"));
+        }
+        if let Some(stream) = requests.serve.iter().find(|s| !key_ok(s)) {
+            return Err(invalid(
+                "requests.serve",
+                format!("{stream:?}: 1-64 characters of [A-Za-z0-9._-]"),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, route) in requests.routes.iter().enumerate() {
+            let bad = |message: String| invalid("requests.routes", format!("[{i}]: {message}"));
+            if route.prefix.is_empty() || route.prefix.len() > 128 {
+                return Err(bad("prefix must be 1-128 characters".into()));
+            }
+            if !seen.insert(route.prefix.as_str()) {
+                return Err(bad(format!("prefix {:?} is listed twice", route.prefix)));
+            }
+            if route.timeout.is_some_and(|t| t.is_zero()) {
+                return Err(bad("timeout must be longer than zero".into()));
+            }
+            match route.kind {
+                RouteKind::Builtin => {
+                    if route.url.is_some() || route.stream.is_some() {
+                        return Err(bad("a builtin route takes neither url nor stream".into()));
+                    }
+                }
+                RouteKind::Upstream => {
+                    let url = route.url.as_deref().unwrap_or_default();
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(bad("an upstream route needs an http(s) url".into()));
+                    }
+                    if route.stream.is_some() {
+                        return Err(bad("an upstream route takes no stream".into()));
+                    }
+                }
+                RouteKind::Worker => {
+                    if !route.stream.as_deref().is_some_and(key_ok) {
+                        return Err(bad(
+                            "a worker route needs a stream of [A-Za-z0-9._-]{1,64}".into()
+                        ));
+                    }
+                    if route.url.is_some() {
+                        return Err(bad("a worker route takes no url".into()));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -609,6 +753,59 @@ mod tests {
             assert!(err.contains("auth.jwt.algorithm"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn request_routes_from_file_or_environment() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "rc.toml",
+                "[redis]\nurl = \"redis://127.0.0.1\"\n[[requests.routes]]\n\
+                 prefix = \"billing.\"\nkind = \"upstream\"\nurl = \"http://127.0.0.1:9/rpc\"\n\
+                 timeout = \"2s\"",
+            )?;
+            jail.set_env("ROOMCAST_REQUEST_SERVE", "nodes");
+            let config = load_in(jail, Some("rc.toml")).map_err(|e| e.to_string())?;
+            assert_eq!(config.requests.routes[0].kind, RouteKind::Upstream);
+            assert_eq!(config.requests.routes[0].timeout, Some(Duration::from_secs(2)));
+            assert_eq!(config.requests.serve, ["nodes"]);
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("REDIS_URL", "redis://127.0.0.1");
+            jail.set_env(
+                "ROOMCAST_REQUEST_ROUTES",
+                r#"[{prefix="jobs.", kind="worker", stream="jobs"}]"#,
+            );
+            let config = load_in(jail, None).map_err(|e| e.to_string())?;
+            assert_eq!(config.requests.routes[0].stream.as_deref(), Some("jobs"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_request_routes_are_refused() {
+        for (env, routes) in [
+            (true, r#"[{prefix="a", kind="worker", stream="bad stream"}]"#),
+            (true, r#"[{prefix="a", kind="upstream", url="ftp://x"}]"#),
+            (true, r#"[{prefix="a", kind="builtin", url="http://x"}]"#),
+            (
+                true,
+                r#"[{prefix="a", kind="upstream", url="http://x"}, {prefix="a", kind="builtin"}]"#,
+            ),
+            (true, r#"[{prefix="", kind="builtin"}]"#),
+            (false, r#"[{prefix="a", kind="worker", stream="s"}]"#),
+        ] {
+            Jail::expect_with(|jail| {
+                if env {
+                    jail.set_env("REDIS_URL", "redis://127.0.0.1");
+                }
+                jail.set_env("ROOMCAST_REQUEST_ROUTES", routes);
+                let err = load_in(jail, None).expect_err(routes).to_string();
+                assert!(err.contains("requests"), "{err}");
+                Ok(())
+            });
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod db;
 pub mod handlers;
 pub mod http;
 pub mod metrics;
+pub mod requests;
 pub mod rooms;
 pub mod server;
 pub mod session;

@@ -5,7 +5,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 use roomcast_adapter::AdapterMetrics;
 
 /// The node's metrics, registered in their own registry.
@@ -24,6 +27,15 @@ pub struct Metrics {
     pub errors: IntCounterVec,
     /// Dead nodes whose rows this node removed.
     pub swept_nodes: IntCounter,
+    /// Time from a request's arrival to its answer, by route (the configured prefix or
+    /// built-in name) and handler kind.
+    pub request_duration: HistogramVec,
+    /// Requests no handler answered in time, by route and kind.
+    pub request_timeouts: IntCounterVec,
+    /// Worker-queue jobs taken back from a silent worker and queued again, by stream.
+    pub requests_reclaimed: IntCounterVec,
+    /// Worker-queue jobs this node answered itself (`requests.serve`), by stream.
+    pub requests_served: IntCounterVec,
     /// Redis adapter activity by kind (published, received, redis_errors, …).
     adapter: IntCounterVec,
     adapter_source: Arc<OnceLock<Arc<AdapterMetrics>>>,
@@ -59,6 +71,33 @@ impl Metrics {
                 registry.register(Box::new(metric.clone())).expect("registered once");
                 metric
             },
+            request_duration: {
+                // From an in-process echo (sub-millisecond) to a slow worker (seconds).
+                let buckets = vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ];
+                let opts = HistogramOpts::new("request_duration_seconds", "Request latency")
+                    .buckets(buckets);
+                let metric = HistogramVec::new(opts, &["route", "kind"]).expect("valid metric");
+                registry.register(Box::new(metric.clone())).expect("registered once");
+                metric
+            },
+            request_timeouts: counter(
+                "request_timeouts_total",
+                "Requests not answered in time",
+                &["route", "kind"],
+            ),
+            requests_reclaimed: counter(
+                "requests_reclaimed_total",
+                "Worker jobs taken back from a silent worker",
+                &["stream"],
+            ),
+            requests_served: counter(
+                "requests_served_total",
+                "Worker jobs this node answered with its built-in routes",
+                &["stream"],
+            ),
             adapter: counter(
                 "adapter_messages_total",
                 "Redis adapter messages and failures by kind",

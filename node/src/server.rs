@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::db::lobby::Membership;
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
+use crate::requests::Dispatcher;
 use crate::state::AppState;
 use crate::{handlers, http};
 
@@ -33,6 +34,9 @@ pub enum StartError {
     /// Redis could not be reached at start-up.
     #[error("redis: {0}")]
     Redis(#[from] roomcast_adapter::driver::DriverError),
+    /// The request handlers could not start (the worker queue's Redis).
+    #[error(transparent)]
+    Requests(#[from] crate::requests::RequestsStartError),
     /// The adapter could not subscribe a namespace's channels.
     #[error("redis adapter: {0}")]
     AdapterInit(#[from] roomcast_adapter::InitError),
@@ -110,7 +114,9 @@ impl Node {
         let db = Db::connect(&config.database).await?;
         db.migrate().await?;
         let auth = Authenticator::new(&config.auth, db.clone())?;
-        let state = AppState::new(config, node_id, db, auth, Metrics::new());
+        let metrics = Metrics::new();
+        let requests = Dispatcher::start(&config, &node_id, db.clone(), metrics.clone()).await?;
+        let state = AppState::new(config, node_id, db, auth, metrics, requests);
         let server = &state.config.server;
 
         let builder = SocketIo::builder()
@@ -216,6 +222,11 @@ impl Node {
         tracing::info!(?deadline, "shutting down");
         state.set_ready(false);
         let drain = async {
+            // Requests in flight are answered before their sockets go: half the
+            // deadline at most, so the rest of the drain still fits.
+            if !state.requests.drain(deadline / 2).await {
+                tracing::warn!("requests still in flight at the drain's half-time");
+            }
             // Closing the engine ends each transport without a Socket.IO disconnect
             // packet, so official clients reconnect (to another node behind the LB).
             engine.close().await;
@@ -244,6 +255,7 @@ impl Node {
             Ok(Err(e)) => tracing::warn!(error = %e, "session rows not removed"),
             Err(_) => tracing::warn!("session row sweep timed out"),
         }
+        state.requests.close().await;
         state.db.close().await;
         tracing::info!("stopped");
         Ok(())

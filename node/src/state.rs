@@ -7,6 +7,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::Db;
 use crate::metrics::Metrics;
+use crate::requests::Dispatcher;
 
 /// Shared, cheaply cloned state of a node.
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub struct Inner {
     pub auth: Authenticator,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Where `request` events go.
+    pub requests: Dispatcher,
     ready: AtomicBool,
 }
 
@@ -35,8 +38,17 @@ impl AppState {
         db: Db,
         auth: Authenticator,
         metrics: Metrics,
+        requests: Dispatcher,
     ) -> Self {
-        Self(Arc::new(Inner { config, node_id, db, auth, metrics, ready: AtomicBool::new(false) }))
+        Self(Arc::new(Inner {
+            config,
+            node_id,
+            db,
+            auth,
+            metrics,
+            requests,
+            ready: AtomicBool::new(false),
+        }))
     }
 
     /// Whether the node takes new sockets (readiness, and the connect middleware).

@@ -6,7 +6,6 @@
 pub mod chat;
 pub mod lobby;
 pub mod reply;
-pub mod requests;
 pub mod todo;
 pub mod workspace;
 

@@ -62,9 +62,30 @@ pub enum Code {
     DuplicateRequest,
     /// The node could not complete the operation (its store failed).
     Unavailable,
+    /// No handler answered a request in time.
+    Timeout,
 }
 
 impl Code {
+    const ALL: [Code; 11] = [
+        Code::BadPayload,
+        Code::RoomInvalid,
+        Code::RoomForbidden,
+        Code::TooManyRooms,
+        Code::NotMember,
+        Code::UnknownEvent,
+        Code::UnknownRoute,
+        Code::BadParams,
+        Code::DuplicateRequest,
+        Code::Unavailable,
+        Code::Timeout,
+    ];
+
+    /// Whether `code` is one of the node's own (`upstream_status` counts as one).
+    pub fn is_known(code: &str) -> bool {
+        code == "upstream_status" || Code::ALL.iter().any(|c| c.as_str() == code)
+    }
+
     /// The code as sent to clients.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -78,6 +99,7 @@ impl Code {
             Code::BadParams => "bad_params",
             Code::DuplicateRequest => "duplicate_request",
             Code::Unavailable => "unavailable",
+            Code::Timeout => "timeout",
         }
     }
 }

@@ -1,16 +1,19 @@
 //! The workspace protocol of seed 000 on namespace `/`: rooms, relayed messages and
 //! invalidations, and the request controller.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Event, Extension, SocketRef, State, TryData};
+use socketioxide::handler::{FromMessageParts, Value as PacketValue};
 use socketioxide::socket::Sid;
+use socketioxide::socket::Socket;
 
 use super::reply::{ClientError, Code, Outcome, Reply, count_in, count_out};
-use super::requests;
+use crate::requests::{self, Caller, Failure};
 use crate::rooms::{self, RoomError};
 use crate::session::{JoinOutcome, Member};
 use crate::state::AppState;
@@ -201,33 +204,81 @@ async fn send_message<A: Adapter>(
     reply.send("sendMessage", outcome, &app.metrics);
 }
 
+/// A `request` event as the socket's packet loop saw it. Extractors run inline, in
+/// arrival order (the handler then runs in a task of its own), so the duplicate-uuid
+/// check happens here: two requests with one uuid are told apart by arrival, not by
+/// which task the runtime schedules first.
+enum Admission {
+    /// Parsed and marked in flight on the socket.
+    Admitted(requests::Request),
+    /// Its uuid is already in flight on this socket.
+    Duplicate(requests::Request),
+    /// Not a request.
+    Invalid(ClientError),
+}
+
+impl<A: Adapter> FromMessageParts<A> for Admission {
+    type Error = Infallible;
+    fn from_message_parts(
+        s: &Arc<Socket<A>>,
+        v: &mut PacketValue,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        let TryData(data) = TryData::<Value>::from_message_parts(s, v, ack_id)?;
+        let request = match requests::Request::parse(data.ok()) {
+            Ok(request) => request,
+            Err(e) => return Ok(Admission::Invalid(e)),
+        };
+        Ok(match s.extensions.get::<Arc<Member>>() {
+            Some(member) if member.begin_request(&request.uuid) => Admission::Admitted(request),
+            Some(_) => Admission::Duplicate(request),
+            // Handlers are registered after the member is attached.
+            None => Admission::Invalid(ClientError::new(Code::Unavailable, "not ready")),
+        })
+    }
+}
+
 async fn request<A: Adapter>(
     s: SocketRef<A>,
     State(app): State<AppState>,
     Extension(member): Extension<Arc<Member>>,
     reply: Reply<A>,
-    TryData(data): TryData<Value>,
+    admission: Admission,
 ) {
     count_in(&s, &app, "request");
-    let request = match requests::Request::parse(data.ok()) {
-        Ok(request) => request,
-        Err(e) => return reply.send("request", Err(e), &app.metrics),
-    };
-    let outcome = if member.begin_request(&request.uuid) {
-        let outcome = requests::dispatch(&app, &member, &request).await;
-        member.end_request(&request.uuid);
-        outcome
-    } else {
-        Err(ClientError::new(Code::DuplicateRequest, "this uuid is already in flight"))
-    };
+    match admission {
+        Admission::Invalid(e) => reply.send("request", Err(e), &app.metrics),
+        Admission::Duplicate(request) => {
+            let refused = Failure::new(Code::DuplicateRequest, "this uuid is already in flight");
+            answer(&s, &app, reply, &request, Err(refused));
+        }
+        Admission::Admitted(request) => {
+            let caller = Caller { user: member.identity.user.clone(), rooms: member.room_list() };
+            let outcome = app.requests.dispatch(&caller, &request).await;
+            member.end_request(&request.uuid);
+            answer(&s, &app, reply, &request, outcome);
+        }
+    }
+}
+
+/// Sends a request's outcome as `request <uuid>` and in the ack.
+fn answer<A: Adapter>(
+    s: &SocketRef<A>,
+    app: &AppState,
+    reply: Reply<A>,
+    request: &requests::Request,
+    outcome: Result<Value, Failure>,
+) {
     let body = match &outcome {
         Ok(result) => json!({ "uuid": request.uuid, "ok": true, "result": result }),
         Err(e) => json!({ "uuid": request.uuid, "ok": false, "error": e.to_json() }),
     };
     if let Err(e) = &outcome {
-        app.metrics.errors.with_label_values(&[e.code.as_str()]).inc();
+        // Worker codes are not a bounded set; they count as `handler_error`.
+        let code = if Code::is_known(&e.code) { e.code.as_str() } else { "handler_error" };
+        app.metrics.errors.with_label_values(&[code]).inc();
     }
-    count_out(&s, &app, "request reply");
+    count_out(s, app, "request reply");
     if let Err(e) = s.emit(format!("request {}", request.uuid), &body) {
         tracing::debug!(error = %e, "request reply not delivered");
     }
