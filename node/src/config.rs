@@ -30,6 +30,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ROOMCAST_PING_TIMEOUT", "server.ping_timeout"),
     ("ROOMCAST_MAX_PAYLOAD", "server.max_payload"),
     ("ROOMCAST_SHUTDOWN_TIMEOUT", "server.shutdown_timeout"),
+    ("ROOMCAST_DRAIN_DELAY", "server.drain_delay"),
     ("DATABASE_URL", "database.url"),
     ("ROOMCAST_DATABASE_MAX_CONNECTIONS", "database.max_connections"),
     ("ROOMCAST_DATABASE_ACQUIRE_TIMEOUT", "database.acquire_timeout"),
@@ -48,6 +49,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ROOMCAST_SESSION_SECRET", "auth.session.secret"),
     ("ROOMCAST_SESSION_COOKIE", "auth.session.cookie"),
     ("ROOMCAST_ROOMS_MAX_PER_SOCKET", "rooms.max_per_socket"),
+    ("ROOMCAST_RESUME_TTL", "rooms.resume_ttl"),
     ("ROOMCAST_REQUEST_TIMEOUT", "requests.timeout"),
     ("ROOMCAST_REQUEST_CLAIM_AFTER", "requests.claim_after"),
     ("ROOMCAST_REQUEST_KEY_PREFIX", "requests.key_prefix"),
@@ -137,6 +139,12 @@ pub struct ServerConfig {
     /// `25s`, inside Kubernetes' default grace period of 30 s.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// After SIGTERM, how long the node keeps its sockets, reporting not ready and
+    /// refusing new ones, before it closes them: the time a load balancer needs to
+    /// notice, so reconnecting clients land elsewhere. Part of `shutdown_timeout`.
+    /// Default `0s` (Kubernetes' preStop hook does the waiting).
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: Duration,
 }
 
 impl Default for ServerConfig {
@@ -150,6 +158,7 @@ impl Default for ServerConfig {
             ping_timeout: Duration::from_secs(20),
             max_payload: 1_000_000,
             shutdown_timeout: Duration::from_secs(25),
+            drain_delay: Duration::ZERO,
         }
     }
 }
@@ -291,11 +300,15 @@ impl Default for SessionCookieConfig {
 pub struct RoomsConfig {
     /// Rooms one socket may be in at once. Default 100.
     pub max_per_socket: usize,
+    /// How long the rooms of a socket closed by a draining node wait for its client
+    /// to reconnect with `resume`. Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub resume_ttl: Duration,
 }
 
 impl Default for RoomsConfig {
     fn default() -> Self {
-        Self { max_per_socket: 100 }
+        Self { max_per_socket: 100, resume_ttl: Duration::from_secs(60) }
     }
 }
 
@@ -498,6 +511,15 @@ impl Config {
             if value.is_zero() {
                 return Err(invalid(field, "must be longer than zero"));
             }
+        }
+        if server.drain_delay >= server.shutdown_timeout {
+            return Err(invalid(
+                "server.drain_delay",
+                "must be shorter than server.shutdown_timeout",
+            ));
+        }
+        if self.rooms.resume_ttl.is_zero() {
+            return Err(invalid("rooms.resume_ttl", "must be longer than zero"));
         }
         if server.max_payload < 1024 {
             return Err(invalid("server.max_payload", "must be at least 1024 bytes"));

@@ -1,9 +1,10 @@
 //! Plain HTTP routes: the demo page, liveness, readiness and metrics.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use crate::state::AppState;
@@ -46,4 +47,18 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
 
 async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render())
+}
+
+/// While the node is not ready (starting or draining), a new Engine.IO session, i.e. a
+/// request on the Socket.IO path without `sid`, gets 503. Clients take that as a
+/// transport error and retry, through the load balancer, on another node; a Socket.IO
+/// `connect_error` would instead stop them. Requests of live sessions pass.
+pub async fn gate_handshakes(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let new_session = req.uri().path().starts_with(app.config.server.path.as_str())
+        && !req.uri().query().unwrap_or_default().split('&').any(|kv| kv.starts_with("sid="));
+    if new_session && !app.is_ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining: reconnect to another node")
+            .into_response();
+    }
+    next.run(req).await
 }

@@ -2,13 +2,14 @@
 //! that drains before it exits.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method};
 use roomcast_adapter::{AdapterConfig, Cluster, ClusterAdapter};
 use socketioxide::SocketIo;
-use socketioxide::adapter::{Emitter, LocalAdapter};
+use socketioxide::adapter::{Adapter, Emitter, LocalAdapter};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -16,9 +17,11 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::lobby::Membership;
+use crate::db::resume::Ticket;
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
 use crate::requests::Dispatcher;
+use crate::session::Member;
 use crate::state::AppState;
 use crate::{handlers, http};
 
@@ -68,6 +71,14 @@ impl Engine {
         }
     }
 
+    /// The rooms of this node's sockets on `/`, for their clients to resume elsewhere.
+    fn tickets(&self) -> Vec<Ticket> {
+        match self {
+            Engine::Local(io) => tickets(io),
+            Engine::Cluster(io, _) => tickets(io),
+        }
+    }
+
     /// Closes every connection, then the adapter's Redis connections.
     async fn close(self) {
         match self {
@@ -78,6 +89,19 @@ impl Engine {
             }
         }
     }
+}
+
+fn tickets<A: Adapter>(io: &SocketIo<A>) -> Vec<Ticket> {
+    let Some(ns) = io.of(handlers::workspace::NAMESPACE) else { return Vec::new() };
+    ns.sockets()
+        .into_iter()
+        .filter_map(|s| {
+            let member = s.extensions.get::<Arc<Member>>()?;
+            let rooms = member.room_list();
+            let sid = s.id.to_string();
+            (!rooms.is_empty()).then(|| Ticket { sid, login: member.identity.user.clone(), rooms })
+        })
+        .collect()
 }
 
 /// A node bound to its ports, ready to run.
@@ -168,7 +192,9 @@ impl Node {
                 (Engine::Cluster(io, cluster), routes.layer(layer))
             }
         };
-        let app = app.layer(cors(&server.cors_origins));
+        let app = app
+            .layer(axum::middleware::from_fn_with_state(state.clone(), http::gate_handshakes))
+            .layer(cors(&server.cors_origins));
         let listener = bind(server.listen).await?;
         Ok(Self { state, engine, app, listener, ops })
     }
@@ -193,12 +219,13 @@ impl Node {
     }
 
     /// Serves until `shutdown` is cancelled, then drains: readiness off and no new
-    /// sockets at once, every client told to reconnect elsewhere, this node's session
-    /// rows removed, and an exit within `server.shutdown_timeout` whatever happens.
+    /// sockets at once; after `server.drain_delay` (the load balancer's turn to notice),
+    /// requests in flight answered, each socket's rooms left as a resume ticket, every
+    /// client told to reconnect elsewhere, this node's session rows removed, and an exit
+    /// within `server.shutdown_timeout` whatever happens.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let Node { state, engine, app, listener, ops } = self;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, node = %state.node_id, "listening");
 
         let stop_http = CancellationToken::new();
         let serve = |router: Router, listener: TcpListener| {
@@ -215,17 +242,28 @@ impl Node {
         state.db.heartbeat(&state.node_id).await.map_err(std::io::Error::other)?;
         let heartbeat = tokio::spawn(heartbeat(state.clone(), engine.clone(), shutdown.clone()));
         state.set_ready(true);
+        // Logged once ready: tools wait for this line before connecting.
+        tracing::info!(%addr, node = %state.node_id, "listening");
 
         shutdown.cancelled().await;
         let _ = heartbeat.await;
         let deadline = state.config.server.shutdown_timeout;
         tracing::info!(?deadline, "shutting down");
         state.set_ready(false);
+        let delay = state.config.server.drain_delay;
         let drain = async {
-            // Requests in flight are answered before their sockets go: half the
-            // deadline at most, so the rest of the drain still fits.
-            if !state.requests.drain(deadline / 2).await {
+            // Sockets keep working while the load balancer takes the node out.
+            tokio::time::sleep(delay).await;
+            // Requests in flight are answered before their sockets go, within half of
+            // what is left, so the rest of the drain still fits.
+            if !state.requests.drain((deadline - delay) / 2).await {
                 tracing::warn!("requests still in flight at the drain's half-time");
+            }
+            let tickets = engine.tickets();
+            let ttl = i64::try_from(state.config.rooms.resume_ttl.as_millis()).unwrap_or(i64::MAX);
+            match state.db.save_tickets(&tickets, ttl).await {
+                Ok(()) => tracing::info!(sockets = tickets.len(), "resume tickets written"),
+                Err(e) => tracing::warn!(error = %e, "resume tickets not written"),
             }
             // Closing the engine ends each transport without a Socket.IO disconnect
             // packet, so official clients reconnect (to another node behind the LB).
@@ -284,6 +322,7 @@ async fn heartbeat(state: AppState, engine: Engine, shutdown: CancellationToken)
                 state.db.refresh_node_sessions(&state.node_id, ttl_secs).await?;
                 last_refresh = tokio::time::Instant::now();
             }
+            state.db.delete_expired_tickets().await?;
             state.db.sweep_dead_nodes(dead_after).await
         }
         .await;

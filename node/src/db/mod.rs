@@ -6,6 +6,7 @@
 
 pub mod lobby;
 pub mod nodes;
+pub mod resume;
 pub mod sessions;
 pub mod todos;
 pub mod users;

@@ -72,7 +72,7 @@ pub enum ConnectError {
 async fn authenticate<A: Adapter>(
     s: &SocketRef<A>,
     app: &AppState,
-    auth: Option<Value>,
+    auth: Option<&Value>,
 ) -> Result<(), ConnectError> {
     let ns = s.ns().to_owned();
     let count = |method: &str, result: &str| {
@@ -81,7 +81,7 @@ async fn authenticate<A: Adapter>(
     let parts = s.req_parts();
     let cookie = parts.headers.get(axum::http::header::COOKIE).and_then(|v| v.to_str().ok());
     let found = Credentials::from_handshake(
-        auth.as_ref(),
+        auth,
         parts.uri.query(),
         cookie,
         &app.config.auth.session.cookie,
@@ -169,8 +169,12 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, app: &AppState) -
                 if !app.is_ready() {
                     return Err(ConnectError::ShuttingDown);
                 }
+                let auth = auth.ok();
                 if !guests {
-                    authenticate(&s, &app, auth.ok()).await?;
+                    authenticate(&s, &app, auth.as_ref()).await?;
+                }
+                if $ns == workspace::NAMESPACE {
+                    workspace::resume(&s, &app, auth.as_ref()).await;
                 }
                 track(&s, &app);
                 $register(&s);

@@ -76,6 +76,47 @@ async fn is_socket_id<A: Adapter>(io: &SocketIo<A>, name: &str) -> bool {
     }
 }
 
+/// The previous socket id a reconnecting client names: `auth.resume`, or `resume` in
+/// the query string (Engine.IO 3 clients have no auth payload).
+fn resume_id(auth: Option<&Value>, query: Option<&str>) -> Option<String> {
+    let from_auth = auth.and_then(|a| a.get("resume")).and_then(Value::as_str).map(str::to_owned);
+    let from_query = || {
+        query?
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("resume="))
+            .map(|v| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+    };
+    from_auth.or_else(from_query).filter(|id| id.parse::<Sid>().is_ok())
+}
+
+/// Gives a reconnecting client the rooms its previous socket had when a draining node
+/// closed it. The ticket is used once and only by the same login, so a leaked socket
+/// id gives nobody else anything. Runs in the connect middleware, before the client
+/// sees `connect`: a message sent to the room after that reaches it.
+pub async fn resume<A: Adapter>(s: &SocketRef<A>, app: &AppState, auth: Option<&Value>) {
+    let Some(previous) = resume_id(auth, s.req_parts().uri.query()) else { return };
+    let Some(member) = s.extensions.get::<Arc<Member>>() else { return };
+    let rooms = match app.db.take_ticket(&previous, &member.identity.user).await {
+        Ok(Some(rooms)) => rooms,
+        Ok(None) => return,
+        Err(e) => {
+            app.metrics.errors.with_label_values(&["database"]).inc();
+            tracing::warn!(error = %e, "resume ticket not read; rooms not restored");
+            return;
+        }
+    };
+    for room in rooms {
+        // Names were checked when joined; a changed rule still applies.
+        if rooms::check_name(&room).is_ok()
+            && member.add_room(&room, app.config.rooms.max_per_socket) == JoinOutcome::Joined
+        {
+            s.join(room);
+        }
+    }
+    persist_rooms(app, &member).await;
+    tracing::debug!(user = %member.identity.user, rooms = member.room_list().len(), "rooms resumed");
+}
+
 async fn persist_rooms(app: &AppState, member: &Member) {
     if let Err(e) = member.update_row(&app.db, app.config.database.session_ttl).await {
         app.metrics.errors.with_label_values(&["database"]).inc();

@@ -1,0 +1,96 @@
+// Graceful drain on SIGTERM: readiness off and new Engine.IO sessions refused with 503
+// at once, live sockets served through `server.drain_delay`, then closed with resume
+// tickets that give their clients their rooms back on another node (`auth.resume`, or
+// `resume` in the query for Engine.IO 3 clients), once and only for the same login.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  backends, notePgSkip, createDb, startNode, addUser, connectClient, joinRoom, passwordOf,
+  roomName, randomUUID, startRedis, waitUntil, delay,
+} from './lib/harness.mjs';
+
+for (const backend of backends()) {
+  describe(`graceful drain (${backend.name})`, { skip: backend.skip, timeout: 60000 }, () => {
+    let redis, db, draining, survivor;
+    const clients = [];
+    const connect = async (...args) => { const c = await connectClient(...args); clients.push(c); return c; };
+    const rooms = async (client) =>
+      (await client.ack('request', { uuid: randomUUID(), route: 'rooms.list' })).result.rooms;
+
+    before(async () => {
+      notePgSkip();
+      redis = await startRedis();
+      db = await createDb(backend.name);
+      const env = { REDIS_URL: redis.url };
+      draining = await startNode({ db, env: { ...env, ROOMCAST_DRAIN_DELAY: '1500ms', ROOMCAST_SHUTDOWN_TIMEOUT: '10s' } });
+      survivor = await startNode({ db, env });
+      await Promise.all(['alice', 'bob', 'carol'].map((u) => addUser(db, u, `${u}-pw`)));
+    });
+
+    after(async () => {
+      for (const c of clients) c.close();
+      await Promise.all([draining, survivor].map((n) => n?.stop()));
+      await db?.drop().catch(() => {});
+      redis?.stop();
+    });
+
+    it('serves live sockets through the delay, refuses new ones, then hands rooms over', async () => {
+      const [r1, r2, r3] = [roomName('d1'), roomName('d2'), roomName('d3')];
+      const alice = await connect('v4-websocket', draining.url, passwordOf('alice'));
+      const carol = await connect('v2', draining.url, passwordOf('carol'));
+      const bob = await connect('v4-websocket', survivor.url, passwordOf('bob'));
+      await joinRoom(alice, r1);
+      await joinRoom(alice, r2);
+      await joinRoom(carol, r3);
+      await joinRoom(bob, r1);
+      const [aliceId, carolId] = [alice.id, carol.id];
+
+      const exited = new Promise((r) => draining.child.once('exit', (code) => r(code)));
+      const t0 = Date.now();
+      draining.child.kill('SIGTERM');
+      await waitUntil(async () => (await fetch(`${draining.url}/readyz`)).status === 503, 'not ready');
+      const handshake = await fetch(`${draining.url}/socket.io/?EIO=4&transport=polling`);
+      assert.equal(handshake.status, 503, 'no new Engine.IO session while draining');
+
+      // Still in the delay: the live socket works both ways.
+      assert.equal((await alice.ack('request', { uuid: randomUUID(), route: 'echo', params: 1 })).ok, true);
+      const during = await bob.ack('sendMessage', { room: r1, message: 'during' });
+      await alice.waitFor('incomingMessage', (m) => m.id === during.id);
+
+      assert.equal(await exited, 0, 'exits 0');
+      assert.ok(Date.now() - t0 >= 1400, 'kept its sockets through the drain delay');
+      await alice.waitDisconnect();
+      await carol.waitDisconnect();
+
+      // Another node, the previous socket id as `resume`: the rooms come back.
+      const back = await connect('v4-polling', survivor.url, { ...passwordOf('alice'), resume: aliceId });
+      assert.deepEqual(await rooms(back), [r1, r2].sort());
+      const after = await bob.ack('sendMessage', { room: r1, message: 'after' });
+      await back.waitFor('incomingMessage', (m) => m.id === after.id);
+      const presence = await bob.ack('request', { uuid: randomUUID(), route: 'presence.room', params: { room: r1 } });
+      assert.deepEqual(presence.result.users, ['alice', 'bob']);
+
+      const carolBack = await connect('v2', survivor.url, { ...passwordOf('carol'), resume: carolId });
+      assert.deepEqual(await rooms(carolBack), [r3], 'Engine.IO 3 clients resume through the query');
+    });
+
+    it('uses a ticket once, and only for its own login', async () => {
+      const alice = await connect('v4-websocket', survivor.url, passwordOf('alice'));
+      const room = roomName('d4');
+      await joinRoom(alice, room);
+      const node = await startNode({ db, env: { REDIS_URL: redis.url, ROOMCAST_SHUTDOWN_TIMEOUT: '5s' } });
+      const victim = await connect('v4-websocket', node.url, passwordOf('bob'));
+      await joinRoom(victim, room);
+      const victimId = victim.id;
+      assert.equal((await node.stop()).code, 0);
+
+      const thief = await connect('v4-websocket', survivor.url, { ...passwordOf('carol'), resume: victimId });
+      assert.deepEqual(await rooms(thief), [], 'another login gets nothing');
+      const owner = await connect('v4-websocket', survivor.url, { ...passwordOf('bob'), resume: victimId });
+      assert.deepEqual(await rooms(owner), [room]);
+      const again = await connect('v4-websocket', survivor.url, { ...passwordOf('bob'), resume: victimId });
+      assert.deepEqual(await rooms(again), [], 'a ticket is used once');
+      await delay(50);
+    });
+  });
+}
