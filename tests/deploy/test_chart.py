@@ -1,0 +1,243 @@
+"""The Helm chart, rendered and linted by Helm's own engine (libhelm through
+helm-python-sdk), every manifest validated against the Kubernetes API schemas."""
+
+import copy
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+from conftest import REPO
+
+CHART = REPO / "helm" / "roomcast"
+KUBE_VERSION = "1.30.0"
+
+PRODUCTION = {
+    "replicaCount": 4,
+    "image": {"repository": "registry.example.com/roomcast", "tag": "1.2.3"},
+    "existingSecret": {
+        "name": "roomcast-prod",
+        "keys": {"databaseUrl": "db-url", "redisUrl": "redis-url",
+                 "jwtSecret": "jwt", "sessionSecret": "express-session"},
+    },
+    "config": {"corsOrigins": "https://app.example.com", "otlpEndpoint": "http://otel-collector:4317",
+               "extraEnv": {"ROOMCAST_ROOMS_MAX_PER_SOCKET": "50"}},
+    "drain": {"preStopSleepSeconds": 10, "shutdownTimeoutSeconds": 40, "terminationGracePeriodSeconds": 60},
+    "ingress": {"enabled": True, "host": "rt.example.com", "tlsSecretName": "rt-tls",
+                "affinity": {"cookieSameSite": "None"}},
+    "autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 12,
+                    "targetCPUUtilizationPercentage": 65, "targetConnectionsPerPod": 5000},
+    "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
+    "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+    "topologySpreadConstraints": [{
+        "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "roomcast"}},
+    }],
+}
+
+MINIMAL = {
+    "replicaCount": 1,
+    "podDisruptionBudget": {"enabled": False},
+    "serviceAccount": {"create": False},
+    "migrations": {"mode": "initContainer"},
+    "resources": {},
+}
+
+VALUE_SETS = {"default": {}, "production": PRODUCTION, "minimal": MINIMAL}
+
+
+@pytest.fixture(scope="module")
+def chart():
+    with helm.Chart.load(str(CHART)) as c:
+        yield c
+
+
+def render(chart, values):
+    out = chart.render(values=values, name="rc", namespace="rt", is_install=True)
+    docs = []
+    for path, text in out.items():
+        if path.endswith("NOTES.txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                docs.append(doc)
+    return docs, out
+
+
+def by_kind(docs):
+    kinds = {}
+    for d in docs:
+        kinds.setdefault(d["kind"], []).append(d)
+    return kinds
+
+
+def check_service_monitor(sm, svc):
+    """ServiceMonitor is a CRD (no API schema here): its shape, checked by hand."""
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert set(sm) == {"apiVersion", "kind", "metadata", "spec"}
+    assert sm["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"]
+    [ep] = sm["spec"]["endpoints"]
+    assert ep["path"] == "/metrics"
+    assert ep["port"] in {p["name"] for p in svc["spec"]["ports"]}
+    for key in ("interval", "scrapeTimeout"):
+        assert isinstance(ep[key], str) and ep[key].endswith("s")
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_lint_is_clean(name):
+    report = helm.lint(str(CHART), copy.deepcopy(VALUE_SETS[name]), strict=True, kube_version=f"v{KUBE_VERSION}")
+    assert report["errors"] == []
+    # Severity 1 is informational (e.g. "icon is recommended"); warnings fail.
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_renders_valid_manifests(chart, name):
+    docs, _ = render(chart, copy.deepcopy(VALUE_SETS[name]))
+    kinds = by_kind(docs)
+    assert "Secret" not in kinds, "the chart must only reference Secrets"
+    for doc in docs:
+        if doc["kind"] == "ServiceMonitor":
+            check_service_monitor(doc, kinds["Service"][0])
+            continue
+        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_pod_contract(chart, name):
+    values = VALUE_SETS[name]
+    docs, _ = render(chart, copy.deepcopy(values))
+    kinds = by_kind(docs)
+    [dep] = kinds["Deployment"]
+    [cm] = kinds["ConfigMap"]
+    pod = dep["spec"]["template"]["spec"]
+    [c] = pod["containers"]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    # Probes on the separate ops port, which the node is told to listen on.
+    assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "ops"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ops"}
+    assert cm["data"]["ROOMCAST_OPS_LISTEN"] == f"0.0.0.0:{ports['ops']}"
+    assert cm["data"]["ROOMCAST_LISTEN"] == f"0.0.0.0:{ports['http']}"
+    assert ports["ops"] != ports["http"]
+    # Drain arithmetic in the rendered objects, not only in values.
+    sleep = int(c["lifecycle"]["preStop"]["exec"]["command"][1])
+    shutdown = int(cm["data"]["ROOMCAST_SHUTDOWN_TIMEOUT"].rstrip("s"))
+    assert shutdown < pod["terminationGracePeriodSeconds"] - sleep
+    # Non-root, read-only root filesystem, nothing extra.
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    # Secrets by reference, from the named Secret.
+    env = {e["name"]: e for e in c["env"]}
+    secret = values.get("existingSecret", {}).get("name", "roomcast")
+    for var in ("DATABASE_URL", "REDIS_URL"):
+        assert env[var]["valueFrom"]["secretKeyRef"]["name"] == secret
+    assert env["ROOMCAST_NODE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert c["envFrom"] == [{"configMapRef": {"name": cm["metadata"]["name"]}}]
+    assert dep["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+
+def test_default_values_leave_optional_parts_off(chart):
+    kinds = by_kind(render(chart, {})[0])
+    for kind in ("HorizontalPodAutoscaler", "ServiceMonitor", "Ingress"):
+        assert kind not in kinds, kind
+    [job] = kinds["Job"]
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+    assert kinds["Deployment"][0]["spec"]["replicas"] == 3
+    assert "initContainers" not in kinds["Deployment"][0]["spec"]["template"]["spec"]
+
+
+def test_production_values(chart):
+    docs, out = render(chart, copy.deepcopy(PRODUCTION))
+    kinds = by_kind(docs)
+    [ing] = kinds["Ingress"]
+    ann = ing["metadata"]["annotations"]
+    assert ann["nginx.ingress.kubernetes.io/affinity"] == "cookie"
+    assert ann["nginx.ingress.kubernetes.io/session-cookie-name"] == "ROOMCAST_AFFINITY"
+    assert ann["nginx.ingress.kubernetes.io/session-cookie-samesite"] == "None"
+    assert int(ann["nginx.ingress.kubernetes.io/proxy-read-timeout"]) > 45  # > pingInterval + pingTimeout
+    assert ing["spec"]["tls"] == [{"hosts": ["rt.example.com"], "secretName": "rt-tls"}]
+    assert ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] == {"name": "http"}
+
+    [hpa] = kinds["HorizontalPodAutoscaler"]
+    metrics = {m["type"]: m for m in hpa["spec"]["metrics"]}
+    assert metrics["Resource"]["resource"]["target"]["averageUtilization"] == 65
+    assert metrics["Pods"]["pods"]["metric"]["name"] == "roomcast_connections"
+    assert metrics["Pods"]["pods"]["target"] == {"type": "AverageValue", "averageValue": "5000"}
+    # The HPA owns the replica count.
+    assert "replicas" not in kinds["Deployment"][0]["spec"]
+
+    [pdb] = kinds["PodDisruptionBudget"]
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == kinds["Service"][0]["spec"]["selector"]
+    assert kinds["ServiceMonitor"][0]["metadata"]["labels"]["release"] == "prometheus"
+
+    c = kinds["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["ROOMCAST_JWT_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "roomcast-prod", "key": "jwt"}
+    assert env["ROOMCAST_SESSION_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == "express-session"
+    assert c["image"] == "registry.example.com/roomcast:1.2.3"
+    cm = kinds["ConfigMap"][0]["data"]
+    assert cm["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317"
+    assert cm["ROOMCAST_ROOMS_MAX_PER_SOCKET"] == "50"
+    assert cm["ROOMCAST_SHUTDOWN_TIMEOUT"] == "40s"
+    assert "rt.example.com" in out["roomcast/templates/NOTES.txt"]
+
+
+def test_minimal_values(chart):
+    kinds = by_kind(render(chart, copy.deepcopy(MINIMAL))[0])
+    assert "PodDisruptionBudget" not in kinds and "ServiceAccount" not in kinds and "Job" not in kinds
+    pod = kinds["Deployment"][0]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "default"
+    [init] = pod["initContainers"]
+    assert init["args"] == ["migrate"]
+    assert init["env"][0]["name"] == "DATABASE_URL"
+
+
+@pytest.mark.parametrize("bad", [
+    {"replicaCont": 3},                                   # top-level typo
+    {"ingress": {"enabeld": True}},                        # nested typo
+    {"replicaCount": "three"},                             # wrong type
+    {"migrations": {"mode": "job"}},                       # not in the enum
+    {"config": {"pingInterval": "25 seconds"}},            # not a duration
+    {"existingSecret": {"name": ""}},                      # required reference
+    {"config": {"extraEnv": {"lower_case": "x"}}},         # not an env var name
+])
+def test_schema_rejects(chart, bad):
+    with pytest.raises(helm.HelmValuesError):
+        chart.validate_schema(bad)
+    with pytest.raises(helm.HelmError):
+        chart.render(values=bad, name="rc")
+
+
+@pytest.mark.parametrize("sleep,shutdown,grace,ok", [
+    (5, 25, 35, True),
+    (5, 29, 35, True),    # 29 < 35 - 5
+    (5, 30, 35, False),   # equal: no margin for the kubelet's SIGKILL
+    (10, 25, 35, False),
+    (0, 30, 30, False),
+])
+def test_drain_timing_is_checked(chart, sleep, shutdown, grace, ok):
+    values = {"drain": {"preStopSleepSeconds": sleep, "shutdownTimeoutSeconds": shutdown,
+                        "terminationGracePeriodSeconds": grace}}
+    if ok:
+        render(chart, values)
+    else:
+        with pytest.raises(helm.HelmRenderError, match="shutdownTimeoutSeconds"):
+            chart.render(values=values, name="rc")
+
+
+def test_autoscaling_needs_a_metric(chart):
+    with pytest.raises(helm.HelmRenderError, match="autoscaling"):
+        chart.render(values={"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None}}, name="rc")
+
+
+def test_values_file_typo_fails_lint(tmp_path):
+    # The same check through a values file, as `helm install -f` would read it.
+    f = tmp_path / "values.yaml"
+    f.write_text("serviceMonitor:\n  enabled: true\n  intervall: 30s\n")
+    report = helm.lint(str(CHART), helm.values_from_yaml(f.read_text()), strict=True)
+    assert any("intervall" in e for e in report["errors"] + [m["error"] for m in report["messages"]]), report
