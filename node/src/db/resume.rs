@@ -27,7 +27,7 @@ impl Db {
             "INSERT INTO resume_tickets (sid, login, rooms, expires_ms) VALUES ($1, $2, $3, $4)
                    ON CONFLICT (sid) DO UPDATE SET login = excluded.login, rooms = excluded.rooms,
                    expires_ms = excluded.expires_ms";
-        on_pool!(self, sql, sql, |pool, sql| {
+        on_pool!(self, upsert, upsert, |pool, sql| {
             let mut tx = pool.begin().await?;
             for ticket in tickets {
                 let rooms = serde_json::to_string(&ticket.rooms).unwrap_or_else(|_| "[]".into());
