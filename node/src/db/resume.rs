@@ -23,7 +23,7 @@ impl Db {
     /// ticket for a sid is replaced.
     pub async fn save_tickets(&self, tickets: &[Ticket], ttl_ms: i64) -> Result<(), DbError> {
         let expires = now_ms().saturating_add(ttl_ms);
-        let sql =
+        let upsert =
             "INSERT INTO resume_tickets (sid, login, rooms, expires_ms) VALUES ($1, $2, $3, $4)
                    ON CONFLICT (sid) DO UPDATE SET login = excluded.login, rooms = excluded.rooms,
                    expires_ms = excluded.expires_ms";
