@@ -350,6 +350,139 @@ describePg('three nodes behind the shipped load balancers', { timeout: 180000 },
   });
 });
 
+describePg('a node drained with SIGTERM under traffic, behind HAProxy', { timeout: 120000 }, () => {
+  let redis, db, lb, proxy, dir;
+  const nodes = [];
+  const clients = [];
+
+  before(async () => {
+    redis = await startRedis();
+    db = await createDb('postgres');
+    const env = { ROOMCAST_LB_BIND: '' };
+    for (let i = 1; i <= 3; i++) {
+      const ops = await freePort();
+      nodes.push(await startNode({
+        db,
+        nodeId: `drain${i}`,
+        env: {
+          REDIS_URL: redis.url,
+          ROOMCAST_OPS_LISTEN: `127.0.0.1:${ops}`,
+          // HAProxy marks a node down after fall (2) x inter (2 s): keep the sockets
+          // that long, so the clients' reconnections go to the other nodes.
+          ROOMCAST_DRAIN_DELAY: '5s',
+          ROOMCAST_SHUTDOWN_TIMEOUT: '15s',
+        },
+      }));
+      env[`ROOMCAST_NODE${i}_ADDR`] = `127.0.0.1:${nodes[i - 1].port}`;
+      env[`ROOMCAST_NODE${i}_OPS_PORT`] = String(ops);
+    }
+    await Promise.all(['alice', 'bob', 'carol', 'dave', 'erin', 'frank'].map((u) => addUser(db, u, `${u}-pw`)));
+    const port = await freePort();
+    env.ROOMCAST_LB_BIND = `127.0.0.1:${port}`;
+    dir = scratchDir('roomcast-haproxy-drain-');
+    proxy = spawnProxy('haproxy', ['-db', '-f', join(REPO, 'deploy', 'haproxy', 'haproxy.cfg')], { env, cwd: dir });
+    lb = `http://127.0.0.1:${port}`;
+    await waitUntil(async () => {
+      try {
+        return (await fetch(`${lb}/`, { signal: AbortSignal.timeout(2000) })).status === 200;
+      } catch {
+        return false;
+      }
+    }, `HAProxy up\n${proxy.logs()}`, 20000, 100);
+  });
+
+  after(async () => {
+    for (const c of clients) c.close();
+    await proxy?.stop();
+    await Promise.all(nodes.map((n) => n.stop(5000)));
+    await db?.drop().catch(() => {});
+    redis?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A client as an application would write one: reconnects, and names its previous
+   * socket in `auth.resume` so that a drained node's rooms follow it. */
+  async function resumingClient(login, transports) {
+    let previous;
+    const socket = io(lb, {
+      forceNew: true, withCredentials: true, transports, timeout: WAIT_MS,
+      reconnectionDelay: 200, reconnectionDelayMax: 1000,
+      auth: (cb) => cb({ ...passwordOf(login), ...(previous ? { resume: previous } : {}) }),
+    });
+    const client = new Client(`${login}/${transports.join('+')}`, socket);
+    client.connects = [];
+    socket.on('connect', () => { previous = socket.id; client.connects.push(Date.now()); });
+    clients.push(client);
+    await waitUntil(() => client.connects.length === 1, `${login} connected`);
+    return client;
+  }
+
+  const nodeOf = async (client) =>
+    (await waitUntil(() => db.getSession(`roomcast:${client.socket.id}`), `row of ${client.kind}`)).sess.node;
+
+  it('moves its clients to the other nodes with their rooms; nothing sent after the move is lost', async () => {
+    const room = roomName('drain');
+    const kinds = [['polling'], ['polling', 'websocket']];
+    const everyone = [];
+    for (const [i, login] of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'].entries()) {
+      const c = await resumingClient(login, kinds[i % 2]);
+      await joinRoom(c, room);
+      everyone.push(c);
+    }
+    const homes = await Promise.all(everyone.map(nodeOf));
+    const victimId = homes[0];
+    const victim = nodes.find((n) => n.nodeId === victimId);
+    const moving = everyone.filter((_, i) => homes[i] === victimId);
+    const sender = everyone.find((_, i) => homes[i] !== victimId);
+    assert.ok(sender, 'a client on another node sends');
+
+    // Traffic: the sender keeps posting to the room, numbered, until told to stop.
+    const sent = []; // {seq, id, at}
+    let sending = true;
+    const traffic = (async () => {
+      for (let seq = 0; sending; seq++) {
+        const at = Date.now();
+        const reply = await sender.ack('sendMessage', { room, message: `m${seq}` });
+        if (reply?.ok) sent.push({ seq, id: reply.id, at });
+        await delay(25);
+      }
+    })();
+
+    await delay(300);
+    const exited = new Promise((r) => victim.child.once('exit', (code) => r(code)));
+    victim.child.kill('SIGTERM');
+    for (const c of moving) {
+      await waitUntil(() => c.connects.length === 2, `${c.kind} reconnected`, 30000, 50);
+    }
+    // Let traffic run on the new nodes, then stop it.
+    await delay(1000);
+    sending = false;
+    await traffic;
+    assert.equal(await exited, 0, 'the drained node exits 0');
+
+    for (const c of moving) {
+      assert.notEqual(await nodeOf(c), victimId, `${c.kind} moved to another node`);
+      const rooms = (await c.ack('request', { uuid: `r-${Date.now()}`, route: 'rooms.list' })).result.rooms;
+      assert.deepEqual(rooms, [room], `${c.kind} got its room back`);
+      const movedAt = c.connects[1];
+      const expected = sent.filter((m) => m.at > movedAt);
+      assert.ok(expected.length > 10, `traffic after the move (${expected.length} messages)`);
+      for (const m of expected) {
+        await c.waitFor('incomingMessage', (x) => x.id === m.id, 2000);
+      }
+    }
+    // Clients that stayed lost nothing at all.
+    for (const c of everyone.filter((x) => !moving.includes(x))) {
+      for (const m of sent) await c.waitFor('incomingMessage', (x) => x.id === m.id, 2000);
+    }
+    // The drained node's rows are gone; every client has exactly one.
+    const sids = await db.listSessionIds('roomcast:');
+    const rows = await Promise.all(sids.map((sid) => db.getSession(sid)));
+    assert.ok(!rows.some((r) => r.sess.node === victimId), 'no row of the drained node is left');
+    assert.equal(rows.length, everyone.length, 'one row per client');
+  });
+});
+
 if (!PG_URL) {
   process.stderr.write('note: ROOMCAST_TEST_PG_URL is not set; the three-node load balancer tests are skipped\n');
 }

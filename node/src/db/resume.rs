@@ -66,6 +66,26 @@ impl Db {
         Ok(rooms.map(|r| serde_json::from_str(&r).unwrap_or_default()))
     }
 
+    /// The rooms a reconnecting `login` had on its previous socket `sid`: its ticket if
+    /// a draining node closed it (used up), else its session row if that socket is
+    /// still live somewhere — a load balancer may move a client before its old node
+    /// closed the socket, and a crashed node's rows live until they are swept.
+    pub async fn resume_rooms(&self, sid: &str, login: &str) -> Result<Vec<String>, DbError> {
+        if let Some(rooms) = self.take_ticket(sid, login).await? {
+            return Ok(rooms);
+        }
+        let Some(sess) = self.live_session(&format!("roomcast:{sid}")).await? else {
+            return Ok(Vec::new());
+        };
+        if sess.get("user").and_then(|u| u.as_str()) != Some(login)
+            || sess.get("namespace").and_then(|n| n.as_str()) != Some("/")
+        {
+            return Ok(Vec::new());
+        }
+        Ok(serde_json::from_value(sess.get("rooms").cloned().unwrap_or_default())
+            .unwrap_or_default())
+    }
+
     /// Deletes expired tickets; returns how many.
     pub async fn delete_expired_tickets(&self) -> Result<u64, DbError> {
         let done = on_pool!(
@@ -102,6 +122,16 @@ mod tests {
             db.save_tickets(&[stale], -1).await.expect("save");
             assert_eq!(db.take_ticket("s2", "alice").await.expect("take"), None, "expired");
             assert_eq!(db.delete_expired_tickets().await.expect("sweep"), 1);
+
+            // No ticket: the previous socket's live row, for the same login only.
+            let sess = serde_json::json!({"user": "alice", "namespace": "/", "rooms": ["r"]});
+            db.put_session("roomcast:s3", &sess, 60).await.expect("row");
+            assert_eq!(db.resume_rooms("s3", "bob").await.expect("resume"), Vec::<String>::new());
+            assert_eq!(db.resume_rooms("s3", "alice").await.expect("resume"), ["r"]);
+            assert_eq!(
+                db.resume_rooms("nope", "alice").await.expect("resume"),
+                Vec::<String>::new()
+            );
         }
     }
 }

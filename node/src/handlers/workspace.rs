@@ -89,16 +89,16 @@ fn resume_id(auth: Option<&Value>, query: Option<&str>) -> Option<String> {
     from_auth.or_else(from_query).filter(|id| id.parse::<Sid>().is_ok())
 }
 
-/// Gives a reconnecting client the rooms its previous socket had when a draining node
-/// closed it. The ticket is used once and only by the same login, so a leaked socket
-/// id gives nobody else anything. Runs in the connect middleware, before the client
+/// Gives a reconnecting client the rooms its previous socket had (a draining node's
+/// ticket, or the previous socket's live row), only for the same login, so a leaked
+/// socket id gives nobody else anything. Runs in the connect middleware, before the client
 /// sees `connect`: a message sent to the room after that reaches it.
 pub async fn resume<A: Adapter>(s: &SocketRef<A>, app: &AppState, auth: Option<&Value>) {
     let Some(previous) = resume_id(auth, s.req_parts().uri.query()) else { return };
     let Some(member) = s.extensions.get::<Arc<Member>>() else { return };
-    let rooms = match app.db.take_ticket(&previous, &member.identity.user).await {
-        Ok(Some(rooms)) => rooms,
-        Ok(None) => return,
+    let rooms = match app.db.resume_rooms(&previous, &member.identity.user).await {
+        Ok(rooms) if rooms.is_empty() => return,
+        Ok(rooms) => rooms,
         Err(e) => {
             app.metrics.errors.with_label_values(&["database"]).inc();
             tracing::warn!(error = %e, "resume ticket not read; rooms not restored");
