@@ -98,7 +98,7 @@ while (!stopping) {
   for (const { messages } of batch ?? []) {
     for (const { id, message: job } of messages) {
       held.add(id);
-      console.log(JSON.stringify({ msg: 'took job', name, id, job: job.id, route: job.route, attempt: Number(job.attempt) }));
+      console.log(JSON.stringify({ msg: 'took job', name, id, job: job.id, route: job.route, attempt: Number(job.attempt), traceparent: job.traceparent }));
       (async () => {
         try {
           // Nobody waits for an expired job's reply.

@@ -56,6 +56,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ROOMCAST_REQUEST_SERVE", "requests.serve"),
     ("ROOMCAST_REQUEST_ROUTES", "requests.routes"),
     ("ROOMCAST_GUEST_NAMESPACES", "auth.guest_namespaces"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlp_endpoint"),
+    ("OTEL_SERVICE_NAME", "telemetry.service_name"),
     ("ROOMCAST_LOG_FORMAT", "log.format"),
     ("ROOMCAST_LOG_LEVEL", "log.level"),
 ];
@@ -81,6 +83,8 @@ pub struct Config {
     pub rooms: RoomsConfig,
     /// Where `request` events are handled.
     pub requests: RequestsConfig,
+    /// Trace export.
+    pub telemetry: TelemetryConfig,
     /// Log output.
     pub log: LogConfig,
 }
@@ -379,6 +383,23 @@ pub enum RouteKind {
     Worker,
 }
 
+/// Trace export over OTLP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Base URL of an OTLP/HTTP receiver (`http://collector:4318`); spans are POSTed as
+    /// JSON to `<url>/v1/traces`. Default: unset, no export.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans. Default `roomcast`.
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { otlp_endpoint: None, service_name: "roomcast".into() }
+    }
+}
+
 /// Log output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -547,6 +568,14 @@ impl Config {
             return Err(invalid("rooms.max_per_socket", "must be at least 1"));
         }
         self.validate_requests()?;
+        if let Some(url) = &self.telemetry.otlp_endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid("telemetry.otlp_endpoint", "must be an http(s) URL"));
+        }
+        if self.telemetry.service_name.is_empty() {
+            return Err(invalid("telemetry.service_name", "must not be empty"));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(invalid("log.level", e.to_string()));
         }

@@ -29,6 +29,7 @@ pub mod rooms;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod telemetry;
 
 pub use config::Config;
 pub use server::Node;

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use roomcast_node::Node;
 use roomcast_node::auth::{jwt, password};
-use roomcast_node::config::{CONFIG_FILE_ENV, Config, LogFormat};
+use roomcast_node::config::{CONFIG_FILE_ENV, Config};
 use roomcast_node::db::Db;
 use tokio_util::sync::CancellationToken;
 
@@ -53,16 +53,6 @@ enum UserCommand {
     },
 }
 
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
-    match config.log.format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 /// Resolves on SIGTERM or Ctrl-C.
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -91,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            init_logging(&config);
+            let telemetry = roomcast_node::telemetry::init(&config)?;
             let node = Node::build(config).await?;
             let shutdown = CancellationToken::new();
             tokio::spawn({
@@ -101,7 +91,10 @@ async fn main() -> anyhow::Result<()> {
                     shutdown.cancel();
                 }
             });
-            node.run(shutdown).await?;
+            let served = node.run(shutdown).await;
+            // Blocking: the exporter's last batch goes out before the process ends.
+            tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
+            served?;
         }
         Command::Migrate => {
             store(&config).await?.close().await;

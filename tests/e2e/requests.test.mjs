@@ -2,7 +2,9 @@
 // real server in this process), worker routes answered by the example worker
 // (examples/worker, separate processes) and by a node that serves a stream. Every
 // reply must reach its initiator only, be one PUBLISH on the origin node's channel,
-// and survive a worker killed with SIGKILL while holding it.
+// and survive a worker killed with SIGKILL while holding it. The nodes export their
+// spans to an OTLP/HTTP receiver in this process: a request's trace must continue on
+// the node that serves it, and reach the upstream and the worker as `traceparent`.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -57,6 +59,7 @@ async function startUpstream() {
         user: req.headers['x-roomcast-user'],
         route: req.headers['x-roomcast-route'],
         request: req.headers['x-roomcast-request'],
+        traceparent: req.headers.traceparent,
         params: JSON.parse(body || 'null'),
       };
       seen.push(call);
@@ -71,6 +74,32 @@ async function startUpstream() {
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   return { url: `http://127.0.0.1:${server.address().port}`, seen, close: () => server.close() };
+}
+
+/** An OTLP/HTTP receiver (JSON encoding): collects every exported span. */
+async function startOtlpReceiver() {
+  const spans = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      if (req.url === '/v1/traces') {
+        for (const rs of JSON.parse(body).resourceSpans ?? []) {
+          const service = rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value?.stringValue;
+          for (const ss of rs.scopeSpans ?? []) {
+            for (const s of ss.spans ?? []) {
+              const attrs = Object.fromEntries((s.attributes ?? []).map((a) => [a.key, Object.values(a.value)[0]]));
+              spans.push({ service, name: s.name, traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId || '', attrs });
+            }
+          }
+        }
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}`, spans, close: () => server.close() };
 }
 
 /** `redis-cli monitor` on the server; `stop()` resolves with the commands it saw. */
@@ -92,7 +121,7 @@ async function monitor(redisUrl) {
 
 for (const backend of backends()) {
   describe(`request routing in a three-node cluster (${backend.name})`, { skip: backend.skip, timeout: 120000 }, () => {
-    let redis, db, upstream, nodes = [], server;
+    let redis, db, upstream, otlp, nodes = [], server;
     const workers = [];
     const clients = [];
     const connect = async (...args) => { const c = await connectClient(...args); clients.push(c); return c; };
@@ -103,6 +132,7 @@ for (const backend of backends()) {
       redis = await startRedis();
       db = await createDb(backend.name);
       upstream = await startUpstream();
+      otlp = await startOtlpReceiver();
       const routes = [
         `{prefix="http.fail.", kind="upstream", url="${upstream.url}/fail"}`,
         `{prefix="http.", kind="upstream", url="${upstream.url}/rpc"}`,
@@ -114,6 +144,8 @@ for (const backend of backends()) {
         REDIS_URL: redis.url,
         ROOMCAST_REQUEST_ROUTES: `[${routes.join(', ')}]`,
         ROOMCAST_REQUEST_CLAIM_AFTER: '1s',
+        OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+        OTEL_BSP_SCHEDULE_DELAY: '100',
       };
       nodes.push(await startNode({ db, env }));
       nodes.push(await startNode({ db, env }));
@@ -129,6 +161,7 @@ for (const backend of backends()) {
       await Promise.all(workers.map((w) => w.kill('SIGKILL')));
       await Promise.all(nodes.map((n) => n.stop()));
       upstream?.close();
+      otlp?.close();
       await db?.drop().catch(() => {});
       redis?.stop();
     });
@@ -160,9 +193,9 @@ for (const backend of backends()) {
           if (route === 'echo') assert.deepEqual(reply.result, { i });
           if (route === 'http.profile') {
             assert.equal(reply.result.status, 200);
-            assert.deepEqual(reply.result.body, {
-              path: '/rpc', user: logins[i], route, request: uuid, params: { i },
-            });
+            const { traceparent, ...call } = reply.result.body;
+            assert.deepEqual(call, { path: '/rpc', user: logins[i], route, request: uuid, params: { i } });
+            assert.match(traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, 'trace context forwarded');
           }
           if (route === 'jobs.whoami') {
             assert.equal(reply.result.user, logins[i]);
@@ -213,6 +246,37 @@ for (const backend of backends()) {
       assertFailure(second, 'duplicate_request', 'same uuid in flight');
       assert.equal((await first).ok, true);
       assert.equal((await request(bob, 'echo', 2, uuid)).ok, true, 'free again once answered');
+    });
+
+    it('carries the trace to the serving node, the upstream and the worker', async () => {
+      const [a, , c] = nodes;
+      const alice = await connect('v4-websocket', a.url, passwordOf('alice'));
+      const room = roomName('trace');
+      await joinRoom(alice, room);
+      const spanOf = (uuid) => waitUntil(() => otlp.spans.find((s) => s.name === 'request' && s.attrs.uuid === uuid), `request span ${uuid}`);
+
+      // A node serving the stream: its `job` span is a child of the request span.
+      const viaNode = randomUUID();
+      assert.equal((await request(alice, 'presence.room', { room }, viaNode)).ok, true);
+      const root = await spanOf(viaNode);
+      assert.deepEqual([root.service, root.attrs.node, root.attrs.kind, root.attrs.route], ['roomcast', a.nodeId, 'worker', 'presence.room']);
+      const job = await waitUntil(() => otlp.spans.find((s) => s.name === 'job' && s.traceId === root.traceId), 'job span');
+      assert.equal(job.parentSpanId, root.spanId, 'the job continues the request span');
+      assert.equal(job.attrs.node, c.nodeId, 'on the serving node');
+
+      // The upstream gets the request span as its parent in `traceparent`.
+      const viaHttp = randomUUID();
+      assert.equal((await request(alice, 'http.trace', null, viaHttp)).ok, true);
+      const httpSpan = await spanOf(viaHttp);
+      assert.equal(upstream.seen.find((s) => s.request === viaHttp).traceparent, `00-${httpSpan.traceId}-${httpSpan.spanId}-01`);
+
+      // So does the worker, in the job.
+      const viaWorker = randomUUID();
+      assert.equal((await request(alice, 'jobs.whoami', null, viaWorker)).ok, true);
+      const workerSpan = await spanOf(viaWorker);
+      const took = workers.flatMap((w) => w.took()).find((t) => t.traceparent?.includes(workerSpan.traceId));
+      assert.ok(took, 'the worker received the trace context');
+      assert.equal(took.traceparent, `00-${workerSpan.traceId}-${workerSpan.spanId}-01`);
     });
 
     it('sends a reply as one PUBLISH on the origin node channel', async () => {

@@ -127,6 +127,7 @@ pub enum RequestsStartError {
 /// Routes requests to their handlers; cheap to clone.
 #[derive(Clone)]
 pub struct Dispatcher {
+    node_id: String,
     table: RouteTable,
     timeout: Duration,
     db: Db,
@@ -181,6 +182,7 @@ impl Dispatcher {
         };
         let max_body = usize::try_from(config.server.max_payload).unwrap_or(usize::MAX);
         Ok(Self {
+            node_id: node_id.to_owned(),
             table,
             timeout: requests.timeout,
             db,
@@ -192,12 +194,18 @@ impl Dispatcher {
         })
     }
 
-    /// Runs `request` on its handler within the route's timeout.
+    /// Runs `request` on its handler within the route's timeout, in a `request` span
+    /// whose context travels with the job or the upstream call.
+    #[tracing::instrument(name = "request", skip_all, fields(
+        route = %request.route, uuid = %request.uuid, user = %caller.user, node = %self.node_id,
+        kind = tracing::field::Empty, outcome = tracing::field::Empty,
+    ))]
     pub async fn dispatch(&self, caller: &Caller, request: &Request) -> Result<Value, Failure> {
         let _in_flight = self.in_flight.token();
         let Some(target) = self.table.resolve(&request.route) else {
             return Err(Failure::new(Code::UnknownRoute, "no handler for this route"));
         };
+        tracing::Span::current().record("kind", target.kind.as_str());
         let timeout = target.timeout.unwrap_or(self.timeout);
         let started = Instant::now();
         let run = async {
@@ -208,7 +216,8 @@ impl Dispatcher {
                 }
                 RouteKind::Upstream => {
                     let url = target.url.unwrap_or_default();
-                    self.upstream.call(url, caller, request, None).await
+                    let traceparent = crate::telemetry::traceparent();
+                    self.upstream.call(url, caller, request, traceparent.as_deref()).await
                 }
                 RouteKind::Worker => {
                     let Some(queue) = &self.queue else {
@@ -225,7 +234,7 @@ impl Dispatcher {
                         reply_to: String::new(),
                         deadline_ms: deadline.timestamp_millis(),
                         attempt: 1,
-                        traceparent: None,
+                        traceparent: crate::telemetry::traceparent(),
                     };
                     queue.call(target.stream.unwrap_or_default(), job).await
                 }
@@ -239,6 +248,8 @@ impl Dispatcher {
                 Err(Failure::new(Code::Timeout, "no handler answered in time"))
             }
         };
+        let code = outcome.as_ref().err().map_or("ok", |f| f.code.as_str());
+        tracing::Span::current().record("outcome", code);
         self.metrics
             .request_duration
             .with_label_values(&labels)

@@ -25,6 +25,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast::error::RecvError, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::wire::{Job, JobReply};
 use super::{Caller, Failure, builtin};
@@ -418,16 +419,16 @@ impl Consumer {
     async fn answer(&self, id: String, fields: Vec<(String, String)>) {
         match job_of(&fields) {
             Ok(job) if job.deadline_ms > now_ms() => {
-                let caller = Caller { user: job.user.clone(), rooms: job.rooms.clone() };
-                let outcome =
-                    builtin::run(&self.db, &self.metrics, &caller, &job.route, &job.params).await;
-                self.metrics.requests_served.with_label_values(&[stream_label(&self.key)]).inc();
-                let reply = JobReply { id: job.id, outcome };
-                let published: Result<RedisValue, _> =
-                    self.client.publish(job.reply_to.as_str(), reply.to_json()).await;
-                if let Err(e) = published {
+                // The job's span continues the trace of the request on the origin node.
+                let span = tracing::info_span!(
+                    "job", route = %job.route, stream = stream_label(&self.key),
+                    attempt = job.attempt, node = %self.name,
+                );
+                if let Some(tp) = &job.traceparent {
+                    crate::telemetry::continue_trace(&span, tp);
+                }
+                if !self.answer_job(job).instrument(span).await {
                     // Unacknowledged, the job will be taken back and answered again.
-                    tracing::warn!(error = %e, "reply not published");
                     return;
                 }
             }
@@ -439,6 +440,21 @@ impl Consumer {
         if let Err(e) = acked {
             tracing::warn!(error = %e, "job not acknowledged");
         }
+    }
+
+    /// Runs the job and publishes its reply; false when the reply could not be
+    /// published, so the job stays unacknowledged and is taken back later.
+    async fn answer_job(&self, job: Job) -> bool {
+        let caller = Caller { user: job.user.clone(), rooms: job.rooms.clone() };
+        let outcome = builtin::run(&self.db, &self.metrics, &caller, &job.route, &job.params).await;
+        self.metrics.requests_served.with_label_values(&[stream_label(&self.key)]).inc();
+        let reply = JobReply { id: job.id, outcome };
+        let published: Result<RedisValue, _> =
+            self.client.publish(job.reply_to.as_str(), reply.to_json()).await;
+        if let Err(e) = &published {
+            tracing::warn!(error = %e, "reply not published");
+        }
+        published.is_ok()
     }
 }
 
