@@ -7,7 +7,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { Agent } from 'node:http';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync, chownSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +14,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import {
   REPO, PG_URL, WAIT_MS, createDb, startNode, addUser, startRedis, Client, joinRoom, roomName,
-  passwordOf, waitUntil, delay, nodeLogTails,
+  passwordOf, waitUntil, delay, nodeLogTails, freePort,
 } from '../e2e/lib/harness.mjs';
 
 // The clients come from the e2e package's node_modules (this directory has none).
@@ -25,17 +24,6 @@ const ioV2 = require('socket.io-client-v2');
 
 const NOBODY = 65534;
 const asRoot = process.getuid && process.getuid() === 0;
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-  });
-}
 
 /** Fills ${VAR} placeholders; an unknown placeholder is an error, not an empty string. */
 function renderTemplate(text, vars) {

@@ -811,7 +811,7 @@ export async function lobbySession(host, guest, hostName = 'Hana', guestName = '
 // ---------------------------------------------------------------------------------------
 // Redis for cluster tests
 
-function freePort() {
+export function freePort() {
   return new Promise((res, rej) => {
     const srv = createServer();
     srv.once('error', rej);
