@@ -48,6 +48,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ROOMCAST_JWT_LEEWAY", "auth.jwt.leeway"),
     ("ROOMCAST_SESSION_SECRET", "auth.session.secret"),
     ("ROOMCAST_SESSION_COOKIE", "auth.session.cookie"),
+    ("ROOMCAST_AUTH_RATE_WINDOW", "auth.rate_limit.window"),
+    ("ROOMCAST_AUTH_FAILURES_PER_LOGIN", "auth.rate_limit.failures_per_login"),
+    ("ROOMCAST_AUTH_FAILURES_PER_ADDRESS", "auth.rate_limit.failures_per_address"),
+    ("ROOMCAST_TRUST_FORWARDED_FOR", "auth.rate_limit.trust_forwarded_for"),
     ("ROOMCAST_ROOMS_MAX_PER_SOCKET", "rooms.max_per_socket"),
     ("ROOMCAST_RESUME_TTL", "rooms.resume_ttl"),
     ("ROOMCAST_REQUEST_TIMEOUT", "requests.timeout"),
@@ -230,6 +234,35 @@ pub struct AuthConfig {
     pub jwt: JwtConfig,
     /// express-session cookies.
     pub session: SessionCookieConfig,
+    /// Brakes on password guessing.
+    pub rate_limit: RateLimitConfig,
+}
+
+/// Failed password logins allowed per window, per login and per client address.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// The counting window. Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Failures of one login per window before it is refused. Default 5.
+    pub failures_per_login: u32,
+    /// Failures from one address per window before it is refused. Default 20.
+    pub failures_per_address: u32,
+    /// Take the client address from the last `X-Forwarded-For` entry (set this only
+    /// behind a load balancer that writes it). Default false: the peer address.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(60),
+            failures_per_login: 5,
+            failures_per_address: 20,
+            trust_forwarded_for: false,
+        }
+    }
 }
 
 impl Default for AuthConfig {
@@ -238,6 +271,7 @@ impl Default for AuthConfig {
             guest_namespaces: vec!["/lobby".into(), "/chat".into()],
             jwt: JwtConfig::default(),
             session: SessionCookieConfig::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -618,6 +652,13 @@ impl Config {
                     format!("{ns:?} is not one of {:?}", crate::handlers::GUEST_CAPABLE),
                 ));
             }
+        }
+        let limit = &self.auth.rate_limit;
+        if limit.window.is_zero() {
+            return Err(invalid("auth.rate_limit.window", "must be longer than zero"));
+        }
+        if limit.failures_per_login == 0 || limit.failures_per_address == 0 {
+            return Err(invalid("auth.rate_limit", "failure limits must be at least 1"));
         }
         let session = &self.auth.session;
         if session.secret.as_ref().is_some_and(|s| s.is_empty()) {

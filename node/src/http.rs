@@ -49,16 +49,33 @@ async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render())
 }
 
-/// While the node is not ready (starting or draining), a new Engine.IO session, i.e. a
+/// Guards the Socket.IO path. While the node is not ready (starting or draining), a
+/// new Engine.IO session, i.e. a
 /// request on the Socket.IO path without `sid`, gets 503. Clients take that as a
 /// transport error and retry, through the load balancer, on another node; a Socket.IO
 /// `connect_error` would instead stop them. Requests of live sessions pass.
-pub async fn gate_handshakes(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let new_session = req.uri().path().starts_with(app.config.server.path.as_str())
-        && !req.uri().query().unwrap_or_default().split('&').any(|kv| kv.starts_with("sid="));
-    if new_session && !app.is_ready() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "draining: reconnect to another node")
-            .into_response();
+///
+/// A request naming a live session from an address other than the one that opened it
+/// gets 403 (see [`crate::guard`]).
+pub async fn gate_engine(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with(app.config.server.path.as_str()) {
+        return next.run(req).await;
     }
-    next.run(req).await
+    let query = req.uri().query().unwrap_or_default();
+    match query.split('&').find_map(|kv| kv.strip_prefix("sid=")) {
+        None if !app.is_ready() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "draining: reconnect to another node").into_response()
+        }
+        Some(sid) => {
+            let trust = app.config.auth.rate_limit.trust_forwarded_for;
+            let address = crate::guard::client_address(req.headers(), req.extensions(), trust);
+            if app.owners.allows(sid, address) {
+                next.run(req).await
+            } else {
+                app.metrics.errors.with_label_values(&["session_guard"]).inc();
+                (StatusCode::FORBIDDEN, "this session belongs to another client").into_response()
+            }
+        }
+        None => next.run(req).await,
+    }
 }

@@ -21,6 +21,7 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod guard;
 pub mod handlers;
 pub mod http;
 pub mod metrics;

@@ -193,7 +193,7 @@ impl Node {
             }
         };
         let app = app
-            .layer(axum::middleware::from_fn_with_state(state.clone(), http::gate_handshakes))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), http::gate_engine))
             .layer(cors(&server.cors_origins));
         let listener = bind(server.listen).await?;
         Ok(Self { state, engine, app, listener, ops })
@@ -231,7 +231,9 @@ impl Node {
         let serve = |router: Router, listener: TcpListener| {
             let stop = stop_http.clone();
             tokio::spawn(async move {
-                axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
+                // The peer address reaches the handshake (login rate limits per address).
+                let service = router.into_make_service_with_connect_info::<SocketAddr>();
+                axum::serve(listener, service).with_graceful_shutdown(stop.cancelled_owned()).await
             })
         };
         let mut servers = vec![serve(app, listener)];

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::Db;
+use crate::guard::SessionOwners;
 use crate::metrics::Metrics;
 use crate::requests::Dispatcher;
 
@@ -27,6 +28,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// Where `request` events go.
     pub requests: Dispatcher,
+    /// Which address each Engine.IO session belongs to.
+    pub owners: SessionOwners,
     ready: AtomicBool,
 }
 
@@ -47,6 +50,7 @@ impl AppState {
             auth,
             metrics,
             requests,
+            owners: SessionOwners::default(),
             ready: AtomicBool::new(false),
         }))
     }

@@ -7,9 +7,12 @@
 
 pub mod cookie;
 pub mod jwt;
+pub mod limiter;
 pub mod password;
 
 use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -163,6 +166,10 @@ pub enum AuthError {
     /// A forged, unknown, expired or userless session cookie.
     #[error("unauthorized: invalid session cookie")]
     BadCookie,
+    /// Too many failed password logins for this login or from this address; the
+    /// client may retry after `auth.rate_limit.window`.
+    #[error("unauthorized: too many failed attempts, retry later")]
+    TooManyAttempts,
     /// The database did not answer; the client may retry.
     #[error("service unavailable: session store")]
     Unavailable(#[source] DbError),
@@ -174,6 +181,7 @@ pub struct Authenticator {
     db: Db,
     jwt: Option<JwtVerifier>,
     session_secret: Option<String>,
+    limiter: Arc<limiter::FailureLimiter>,
 }
 
 impl Authenticator {
@@ -183,15 +191,32 @@ impl Authenticator {
             db,
             jwt: JwtVerifier::from_config(&config.jwt)?,
             session_secret: config.session.secret.clone(),
+            limiter: Arc::new(limiter::FailureLimiter::new(&config.rate_limit)),
         })
     }
 
     /// The identity behind `credentials`.
-    pub async fn authenticate(&self, credentials: Credentials) -> Result<Identity, AuthError> {
+    pub async fn authenticate(
+        &self,
+        credentials: Credentials,
+        address: Option<IpAddr>,
+    ) -> Result<Identity, AuthError> {
         let via = credentials.method();
         let user = match credentials {
             Credentials::Password { login, password } => {
-                self.check_password(login, password).await?
+                self.limiter.check(&login, address).map_err(|_| AuthError::TooManyAttempts)?;
+                match self.check_password(login.clone(), password).await {
+                    Ok(user) => {
+                        self.limiter.succeeded(&user);
+                        user
+                    }
+                    Err(e) => {
+                        if matches!(e, AuthError::BadLogin) {
+                            self.limiter.failed(&login, address);
+                        }
+                        return Err(e);
+                    }
+                }
             }
             Credentials::Token(token) => {
                 self.jwt.as_ref().ok_or(AuthError::TokenDisabled)?.verify(&token)?

@@ -98,14 +98,18 @@ async fn authenticate<A: Adapter>(
         }
     };
     let method = credentials.method().as_str();
-    let identity = match app.auth.authenticate(credentials).await {
+    let trust = app.config.auth.rate_limit.trust_forwarded_for;
+    let address = crate::guard::client_address(&parts.headers, &parts.extensions, trust);
+    let identity = match app.auth.authenticate(credentials, address).await {
         Ok(identity) => identity,
         Err(e) => {
             if matches!(e, AuthError::Unavailable(_)) {
                 app.metrics.errors.with_label_values(&["database"]).inc();
                 tracing::warn!(error = ?e, "handshake refused: store unavailable");
             }
-            count(method, "refused");
+            let result =
+                if matches!(e, AuthError::TooManyAttempts) { "limited" } else { "refused" };
+            count(method, result);
             return Err(e.into());
         }
     };
@@ -124,12 +128,18 @@ async fn authenticate<A: Adapter>(
 /// Counts the socket and cleans up after it when it goes, whatever its namespace.
 fn track<A: Adapter>(s: &SocketRef<A>, app: &AppState) {
     app.metrics.connections.with_label_values(&[s.ns()]).inc();
+    let parts = s.req_parts();
+    let trust = app.config.auth.rate_limit.trust_forwarded_for;
+    if let Some(address) = crate::guard::client_address(&parts.headers, &parts.extensions, trust) {
+        app.owners.claim(s.id.as_str(), address);
+    }
     s.on_disconnect(
         async |s: SocketRef<A>,
                io: SocketIo<A>,
                State(app): State<AppState>,
                MaybeExtension(member): MaybeExtension<Arc<Member>>| {
             app.metrics.connections.with_label_values(&[s.ns()]).dec();
+            app.owners.release(s.id.as_str());
             match s.ns() {
                 lobby::NAMESPACE => lobby::on_disconnect(s.clone(), io, app.clone()).await,
                 chat::NAMESPACE => chat::on_disconnect(s.clone(), io, app.clone()).await,

@@ -482,6 +482,7 @@ function makeSocket(kind, url, creds, opts = {}) {
       ...(creds && opts.inQuery ? { query: creds } : {}),
       ...(opts.query ? { query: opts.query } : {}),
       ...(extraHeaders ? { extraHeaders } : {}),
+      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
     });
   }
   if (kind === 'v2') {
