@@ -79,6 +79,14 @@ impl Engine {
         }
     }
 
+    /// The members of this node's sockets, every namespace.
+    fn members(&self) -> Vec<Arc<Member>> {
+        match self {
+            Engine::Local(io) => members(io),
+            Engine::Cluster(io, _) => members(io),
+        }
+    }
+
     /// Closes every connection, then the adapter's Redis connections.
     async fn close(self) {
         match self {
@@ -89,6 +97,15 @@ impl Engine {
             }
         }
     }
+}
+
+fn members<A: Adapter>(io: &SocketIo<A>) -> Vec<Arc<Member>> {
+    handlers::NAMESPACES
+        .iter()
+        .filter_map(|ns| io.of(*ns))
+        .flat_map(|ns| ns.sockets())
+        .filter_map(|s| s.extensions.get::<Arc<Member>>())
+        .collect()
 }
 
 fn tickets<A: Adapter>(io: &SocketIo<A>) -> Vec<Ticket> {
@@ -313,6 +330,7 @@ async fn heartbeat(state: AppState, engine: Engine, shutdown: CancellationToken)
     let ttl = state.config.database.session_ttl;
     let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
     let mut last_refresh = tokio::time::Instant::now();
+    let mut store_was_away = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -320,6 +338,9 @@ async fn heartbeat(state: AppState, engine: Engine, shutdown: CancellationToken)
         }
         let result = async {
             state.db.heartbeat(&state.node_id).await?;
+            if std::mem::take(&mut store_was_away) {
+                reconcile(&state, &engine).await?;
+            }
             if last_refresh.elapsed() >= ttl / 4 {
                 state.db.refresh_node_sessions(&state.node_id, ttl_secs).await?;
                 last_refresh = tokio::time::Instant::now();
@@ -337,9 +358,35 @@ async fn heartbeat(state: AppState, engine: Engine, shutdown: CancellationToken)
                 }
             }
             Err(e) => {
+                store_was_away = true;
                 state.metrics.errors.with_label_values(&["database"]).inc();
                 tracing::warn!(error = %e, "heartbeat failed");
             }
         }
     }
+}
+
+/// After the store was away: rewrites the row of every live socket (joins made during
+/// the outage, or rows another node swept while this one could not beat) and deletes
+/// the rows of sockets that left meanwhile.
+async fn reconcile(state: &AppState, engine: &Engine) -> Result<(), DbError> {
+    let orphans: Vec<String> =
+        state.orphan_rows.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+    for (i, sid) in orphans.iter().enumerate() {
+        if let Err(e) = state.db.delete_session(sid).await {
+            // Keep what is left for the next attempt.
+            state
+                .orphan_rows
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(orphans[i..].iter().cloned());
+            return Err(e);
+        }
+    }
+    let members = engine.members();
+    for member in &members {
+        member.insert_row(&state.db, state.config.database.session_ttl).await?;
+    }
+    tracing::info!(live = members.len(), removed = orphans.len(), "session rows reconciled");
+    Ok(())
 }

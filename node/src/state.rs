@@ -30,6 +30,9 @@ pub struct Inner {
     pub requests: Dispatcher,
     /// Which address each Engine.IO session belongs to.
     pub owners: SessionOwners,
+    /// Session rows whose deletion failed (the store was away); retried by the
+    /// heartbeat once it answers.
+    pub orphan_rows: std::sync::Mutex<std::collections::HashSet<String>>,
     ready: AtomicBool,
 }
 
@@ -51,6 +54,7 @@ impl AppState {
             metrics,
             requests,
             owners: SessionOwners::default(),
+            orphan_rows: std::sync::Mutex::default(),
             ready: AtomicBool::new(false),
         }))
     }

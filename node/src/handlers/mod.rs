@@ -149,7 +149,8 @@ fn track<A: Adapter>(s: &SocketRef<A>, app: &AppState) {
                 && let Err(e) = member.delete_row(&app.db).await
             {
                 app.metrics.errors.with_label_values(&["database"]).inc();
-                tracing::warn!(error = %e, user = %member.identity.user, "session row not removed");
+                tracing::warn!(error = %e, user = %member.identity.user, "session row not removed yet");
+                app.orphan_rows.lock().unwrap_or_else(|e| e.into_inner()).insert(member.row_sid());
             }
         },
     );

@@ -823,9 +823,9 @@ export function freePort() {
   });
 }
 
-/** A throw-away redis-server on loopback, without persistence. */
-export async function startRedis() {
-  const port = await freePort();
+/** A throw-away redis-server on loopback, without persistence (on `port`, to restart one). */
+export async function startRedis({ port } = {}) {
+  port ??= await freePort();
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -836,7 +836,7 @@ export async function startRedis() {
       if (String(d).includes('Ready to accept connections')) { clearTimeout(timer); res(); }
     });
   });
-  return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') };
+  return { url: `redis://127.0.0.1:${port}`, port, stop: () => child.kill('SIGKILL') };
 }
 
 export { delay, randomUUID };

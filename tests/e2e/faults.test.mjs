@@ -1,0 +1,157 @@
+// Faults under traffic: Redis killed and restarted (nodes stay up, local delivery goes
+// on, cross-node delivery resumes, counted in metrics), and Postgres cut off behind a
+// TCP proxy (new handshakes refused clearly, live sockets keep working, rows reconciled
+// when it returns).
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, connect as tcpConnect } from 'node:net';
+import {
+  PG_URL, backends, notePgSkip, createDb, startNode, addUser, connectClient, connectRefused,
+  joinRoom, passwordOf, roomName, randomUUID, startRedis, waitUntil, metrics, metricSum, delay,
+} from './lib/harness.mjs';
+
+describe('Redis killed and restarted under traffic', { timeout: 60000 }, () => {
+  let redis, db, a, b;
+  const clients = [];
+  const connect = async (...args) => { const c = await connectClient(...args); clients.push(c); return c; };
+
+  before(async () => {
+    redis = await startRedis();
+    db = await createDb(backends()[0].name);
+    a = await startNode({ db, env: { REDIS_URL: redis.url } });
+    b = await startNode({ db, env: { REDIS_URL: redis.url } });
+    await Promise.all(['alice', 'bob', 'carol'].map((u) => addUser(db, u, `${u}-pw`)));
+  });
+
+  after(async () => {
+    for (const c of clients) c.close();
+    await Promise.all([a, b].map((n) => n?.stop()));
+    await db?.drop().catch(() => {});
+    redis?.stop();
+  });
+
+  it('keeps nodes up and local delivery going, then resumes cross-node delivery', async () => {
+    const alice = await connect('v4-websocket', a.url, passwordOf('alice'));
+    const carol = await connect('v4-polling', a.url, passwordOf('carol'));
+    const bob = await connect('v4-websocket', b.url, passwordOf('bob'));
+    const room = roomName('redis');
+    for (const c of [alice, carol, bob]) await joinRoom(c, room);
+    const before = await alice.ack('sendMessage', { room, message: 'before' });
+    await bob.waitFor('incomingMessage', (m) => m.id === before.id);
+
+    redis.stop();
+    await delay(300);
+    for (const n of [a, b]) assert.equal((await fetch(`${n.url}/livez`)).status, 200, 'node up');
+    // Same-node delivery does not need Redis.
+    const local = await alice.ack('sendMessage', { room, message: 'during' });
+    assert.equal(local.ok, true);
+    await carol.waitFor('incomingMessage', (m) => m.id === local.id);
+    assert.equal((await alice.ack('request', { uuid: randomUUID(), route: 'echo', params: 1 })).ok, true);
+
+    redis = await startRedis({ port: redis.port });
+    // Cross-node delivery comes back once the adapter has reconnected and subscribed.
+    await waitUntil(async () => {
+      // While the adapter reconnects a publish may wait out its timeout, and the ack
+      // with it; local delivery has happened by then.
+      const m = await alice.ack('sendMessage', { room, message: 'after' }).catch(() => null);
+      if (!m) return false;
+      try {
+        await bob.waitFor('incomingMessage', (x) => x.id === m.id, 300);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'cross-node delivery after the restart', 15000, 100);
+    const back = await bob.ack('sendMessage', { room, message: 'back' });
+    await alice.waitFor('incomingMessage', (m) => m.id === back.id);
+    for (const n of [a, b]) {
+      const samples = await metrics(n.url);
+      assert.ok(metricSum(samples, 'roomcast_adapter_messages_total', { kind: 'reconnects' }) >= 1, 'reconnect counted');
+      assert.ok(metricSum(samples, 'roomcast_adapter_messages_total', { kind: 'redis_errors' }) >= 1, 'outage counted');
+    }
+  });
+});
+
+/** A TCP proxy to Postgres that can cut every connection and refuse new ones. */
+async function pgProxy(target) {
+  const sockets = new Set();
+  let up = true;
+  const server = createServer((client) => {
+    if (!up) return client.destroy();
+    const upstream = tcpConnect(target.port, target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: server.address().port,
+    down() { up = false; for (const s of sockets) s.destroy(); },
+    up() { up = true; },
+    close() { this.down(); server.close(); },
+  };
+}
+
+describe('Postgres unavailable', { skip: !PG_URL && 'ROOMCAST_TEST_PG_URL is not set', timeout: 60000 }, () => {
+  let db, node, proxy;
+  const clients = [];
+  const connect = async (...args) => { const c = await connectClient(...args); clients.push(c); return c; };
+
+  before(async () => {
+    notePgSkip();
+    db = await createDb('postgres');
+    proxy = await pgProxy(new URL(db.url));
+    const url = new URL(db.url);
+    url.port = String(proxy.port);
+    node = await startNode({
+      db,
+      env: {
+        DATABASE_URL: url.toString(),
+        ROOMCAST_DATABASE_ACQUIRE_TIMEOUT: '3s',
+        ROOMCAST_HEARTBEAT_INTERVAL: '200ms',
+        ROOMCAST_NODE_DEAD_AFTER: '1s',
+      },
+    });
+    await Promise.all(['alice', 'bob', 'carol'].map((u) => addUser(db, u, `${u}-pw`)));
+  });
+
+  after(async () => {
+    for (const c of clients) c.close();
+    await node?.stop();
+    proxy?.close();
+    await db?.drop().catch(() => {});
+  });
+
+  it('refuses new handshakes, keeps live sockets, and reconciles rows when it returns', async () => {
+    const alice = await connect('v4-websocket', node.url, passwordOf('alice'));
+    const bob = await connect('v4-websocket', node.url, passwordOf('bob'));
+    const [r1, r2] = [roomName('pg1'), roomName('pg2')];
+    await joinRoom(alice, r1);
+    await joinRoom(bob, r1);
+
+    proxy.down();
+    await waitUntil(async () => (await fetch(`${node.url}/readyz`)).status === 503, 'not ready without its store');
+    assert.equal(await connectRefused('v4-websocket', node.url, passwordOf('carol')), 'service unavailable: session store');
+    // Live sockets keep working: rooms, messages, requests.
+    assert.equal((await alice.ack('join room', r2)).ok, true);
+    const m = await bob.ack('sendMessage', { room: r1, message: 'in the dark' });
+    await alice.waitFor('incomingMessage', (x) => x.id === m.id);
+    assert.equal((await alice.ack('request', { uuid: randomUUID(), route: 'rooms.list' })).result.rooms.length, 2);
+    const bobRow = bob.sid;
+    bob.close();
+    await delay(300);
+
+    proxy.up();
+    await waitUntil(async () => (await fetch(`${node.url}/readyz`)).status === 200, 'ready again', 15000);
+    await waitUntil(async () => {
+      const row = await db.getSession(alice.sid);
+      return row && row.sess.rooms.length === 2;
+    }, 'the join made during the outage reached the row', 10000);
+    assert.deepEqual((await db.getSession(alice.sid)).sess.rooms, [r1, r2].sort());
+    await waitUntil(async () => (await db.getSession(bobRow)) === null, 'the row of the socket that left is gone', 10000);
+    (await connect('v4-websocket', node.url, passwordOf('carol'))).close();
+  });
+});
