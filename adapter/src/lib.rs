@@ -155,10 +155,12 @@ mod error;
 mod metrics;
 mod namespace;
 pub mod proto;
+mod sharded;
 
 pub use ack::AckStream;
 pub use adapter::{ClusterAdapter, InitRes};
 pub use cluster::{Cluster, ServerAck, ServerEvent, SocketDetails};
-pub use config::AdapterConfig;
+pub use config::{AdapterConfig, AdapterMode};
 pub use error::{InitError, RequestError, ServerSideEmitError};
 pub use metrics::{AdapterMetrics, MetricsSnapshot};
+pub use proto::SubscriptionMode;
