@@ -32,16 +32,20 @@ use crate::{
     metrics::incr,
     namespace::NsCore,
     proto::{
-        Broadcast, DecodeError, EncodeError, EventPacket, FetchedSocket, Flags, Request,
-        RequestMsg, ResponseBody, ResponseMsg, Target, WireOpts, json_to_msgpack, msgpack_to_json,
+        Broadcast, DecodeError, EncodeError, EventPacket, FetchedSocket, Flags, Incoming, Request,
+        RequestMsg, ResponseBody, ResponseMsg, ShardedBody, ShardedMessage, SubscriptionMode,
+        Target, WireOpts, json_to_msgpack, msgpack_to_json,
     },
+    sharded::{RoomSync, room_sync_task},
 };
 
 /// The cluster adapter of one namespace. Use it as
 /// `SocketIo::builder().with_adapter::<ClusterAdapter<Emitter>>(cluster)`.
 pub struct ClusterAdapter<E, D: Driver = FredDriver> {
-    core: Arc<NsCore<D>>,
-    local: CoreLocalAdapter<E>,
+    pub(crate) core: Arc<NsCore<D>>,
+    pub(crate) local: CoreLocalAdapter<E>,
+    /// Room channels of the dynamic sharded modes.
+    pub(crate) rooms: Arc<RoomSync>,
 }
 
 impl<E, D: Driver> DefinedAdapter for ClusterAdapter<E, D> {}
@@ -161,6 +165,9 @@ fn adapter_error(e: impl Into<RequestError>) -> BroadcastError {
 
 impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
     fn subscriptions(&self) -> Vec<Subscription> {
+        if let Some(sharded) = &self.core.sharded {
+            return sharded.base_subscriptions(&self.core.uid);
+        }
         let ch = &self.core.channels;
         vec![
             Subscription::Pattern(ch.broadcast_pattern()),
@@ -365,7 +372,9 @@ impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
 
     async fn on_message(self: Arc<Self>, msg: Message) {
         let ch = &self.core.channels;
-        let result = if msg.channel == ch.request {
+        let result = if self.core.sharded.is_some() {
+            self.on_sharded(&msg).await
+        } else if msg.channel == ch.request {
             self.on_request(&msg.payload).await
         } else if msg.channel.starts_with(&ch.response) {
             ResponseMsg::decode(&msg.payload).map(|r| self.core.on_response(r))
@@ -394,12 +403,43 @@ impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
         Ok(())
     }
 
+    /// A message on any shard channel of the namespace. Our own come back
+    /// (their local part already ran); responses are taken on any channel,
+    /// other messages only with this namespace's `nsp`, as Node does.
+    async fn on_sharded(&self, msg: &Message) -> Result<(), DecodeError> {
+        let ShardedMessage { uid, nsp, body } = ShardedMessage::decode(&msg.payload)?;
+        if uid.as_deref() == Some(self.core.uid.as_str()) {
+            return Ok(());
+        }
+        let is_response = body.is_response();
+        if !is_response && nsp.as_deref() != Some(self.core.nsp.as_str()) {
+            return Ok(());
+        }
+        match body.into_incoming(&self.core.nsp) {
+            Incoming::Response(response) => self.core.on_response(response),
+            Incoming::Request { request_id, request } => {
+                self.handle_request(uid, request_id, request).await?
+            }
+        }
+        Ok(())
+    }
+
     async fn on_request(&self, payload: &[u8]) -> Result<(), DecodeError> {
         let RequestMsg { uid, request_id, request } = RequestMsg::decode(payload)?;
         // Our own requests come back to us: their local part already ran.
         if uid.as_deref() == Some(self.core.uid.as_str()) {
             return Ok(());
         }
+        self.handle_request(uid, request_id, request).await
+    }
+
+    /// Applies a peer's operation locally and answers it when asked to.
+    async fn handle_request(
+        &self,
+        uid: Option<String>,
+        request_id: Option<String>,
+        request: Request,
+    ) -> Result<(), DecodeError> {
         let reply = |body| async {
             if let Some(request_id) = request_id.clone() {
                 self.core.reply(uid.as_deref(), ResponseMsg { request_id, body }).await;
@@ -417,10 +457,12 @@ impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
                 reply(ResponseBody::Rooms(rooms.into_iter().collect())).await;
             }
             Request::Join { target, rooms } => {
-                self.local_add(&peer_opts(target.rooms, target.except, false), &rooms_of(rooms))
+                self.local_add(&peer_opts(target.rooms, target.except, false), &rooms_of(rooms));
+                self.rooms.wake();
             }
             Request::Leave { target, rooms } => {
-                self.local_del(&peer_opts(target.rooms, target.except, false), &rooms_of(rooms))
+                self.local_del(&peer_opts(target.rooms, target.except, false), &rooms_of(rooms));
+                self.rooms.wake();
             }
             Request::Disconnect { target, close: _ } => {
                 // socketioxide has no "disconnect without closing the
@@ -541,7 +583,7 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for ClusterAdapter<E, D> {
     fn new(state: &Cluster<D>, local: CoreLocalAdapter<E>) -> Self {
         let core = Arc::new(NsCore::new(state.clone(), local.path().to_string()));
         state.register(&core);
-        Self { core, local }
+        Self { core, local, rooms: Arc::default() }
     }
 
     fn init(self: Arc<Self>, on_success: impl FnOnce() + Send + 'static) -> InitRes {
@@ -551,6 +593,13 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for ClusterAdapter<E, D> {
         let subs = self.subscriptions();
         let nsp = self.core.nsp.clone();
         let adapter = Arc::downgrade(&self);
+        let dynamic =
+            self.core.sharded.as_ref().is_some_and(|s| s.mode != SubscriptionMode::Static);
+        if dynamic {
+            let interval = cluster.config().room_sync_interval;
+            let rooms = self.rooms.clone();
+            tokio::spawn(room_sync_task(adapter.clone(), rooms, sink.clone(), interval));
+        }
         InitRes(Box::pin(async move {
             tokio::spawn(inbound(adapter, rx));
             let result = cluster.driver().subscribe(subs, sink).await;
@@ -562,8 +611,13 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for ClusterAdapter<E, D> {
     }
 
     async fn close(&self) -> Result<(), RequestError> {
+        self.core.close();
         self.core.cluster.deregister(&self.core);
-        self.core.cluster.driver().unsubscribe(self.subscriptions()).await?;
+        let mut subs = self.subscriptions();
+        if let Some(sharded) = &self.core.sharded {
+            subs.extend(self.rooms.take(&sharded.channels));
+        }
+        self.core.cluster.driver().unsubscribe(subs).await?;
         Ok(())
     }
 
@@ -580,6 +634,18 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for ClusterAdapter<E, D> {
         // Encoded before anything is sent: a message Node peers could not
         // read is never published.
         let remote = self.remote_target(&opts).map(|target| {
+            if let Some(sharded) = &self.core.sharded {
+                let body = ShardedBody::Broadcast {
+                    data: wire_packet(&self.core.nsp, &packet)?.data,
+                    request_id: None,
+                    opts: WireOpts {
+                        rooms: target.rooms,
+                        except: target.except,
+                        flags: flags(&opts, None),
+                    },
+                };
+                return self.core.sharded_message(sharded, body);
+            }
             let msg = Broadcast {
                 uid: self.core.uid.clone(),
                 packet: wire_packet(&self.core.nsp, &packet)?,
@@ -651,6 +717,7 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for ClusterAdapter<E, D> {
     ) -> Result<(), RequestError> {
         let rooms: Vec<Room> = rooms.into_room_iter().collect();
         self.local_add(&opts, &rooms);
+        self.rooms.wake();
         if let Some(target) = self.remote_target(&opts) {
             let rooms = rooms.iter().map(|r| r.to_string()).collect();
             self.core.send_request(Request::Join { target, rooms }, None).await?;
@@ -665,6 +732,7 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for ClusterAdapter<E, D> {
     ) -> Result<(), RequestError> {
         let rooms: Vec<Room> = rooms.into_room_iter().collect();
         self.local_del(&opts, &rooms);
+        self.rooms.wake();
         if let Some(target) = self.remote_target(&opts) {
             let rooms = rooms.iter().map(|r| r.to_string()).collect();
             self.core.send_request(Request::Leave { target, rooms }, None).await?;
@@ -686,7 +754,9 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for ClusterAdapter<E, D> {
         if let Some(target) = self.remote_target(&opts) {
             // ALL_ROOMS cannot be filtered; a filtered query reads the rooms
             // of the fetched sockets instead.
-            let everything = target.rooms.is_empty() && target.except.is_empty();
+            // The sharded protocol has no ALL_ROOMS.
+            let everything =
+                target.rooms.is_empty() && target.except.is_empty() && self.core.sharded.is_none();
             let request = if everything { Request::AllRooms } else { Request::Fetch { target } };
             for body in self.ask(request).await? {
                 match body {

@@ -1,7 +1,8 @@
-//! A socketioxide cluster adapter on Redis that speaks the wire protocol of
-//! Node's `@socket.io/redis-adapter` 8.3 (classic pub/sub), so Roomcast
-//! nodes, Node.js socket.io 4.8 servers and `@socket.io/redis-emitter`
-//! share one cluster.
+//! A socketioxide cluster adapter on Redis that speaks the wire protocols of
+//! Node's `@socket.io/redis-adapter` 8.3, classic pub/sub (`createAdapter`)
+//! and sharded pub/sub (`createShardedAdapter`), so Roomcast nodes, Node.js
+//! socket.io 4.8 servers and `@socket.io/redis-emitter` share one cluster,
+//! on one Redis or on a Redis Cluster.
 //!
 //! # Use
 //!
@@ -33,18 +34,33 @@
 //! # }
 //! ```
 //!
+//! Sharded mode on a Redis Cluster is chosen by configuration alone:
+//!
+//! ```
+//! use roomcast_adapter::{AdapterConfig, AdapterMode, SubscriptionMode};
+//!
+//! let config = AdapterConfig {
+//!     redis_url: "redis-cluster://10.0.0.1:7000?node=10.0.0.2:7000".into(),
+//!     mode: AdapterMode::Sharded { subscription_mode: SubscriptionMode::Dynamic },
+//!     ..AdapterConfig::default()
+//! };
+//! # let _ = config;
+//! ```
+//!
 //! # Layers
 //!
-//! - [`proto`]: the wire format, pure (no I/O): channel names, broadcast
-//!   messages, requests and responses, payload conversion.
-//! - [`driver`]: the bus seam ([`driver::Driver`]: publish, (p)subscribe to
-//!   a bounded message sink, unsubscribe, PUBSUB NUMSUB) with a Redis
-//!   implementation on `fred` and an in-memory one for N-node tests.
+//! - [`proto`]: the wire formats, pure (no I/O): channel names, broadcast
+//!   messages, requests and responses, payload conversion, and the sharded
+//!   envelope ([`proto::ShardedMessage`]).
+//! - [`driver`]: the bus seam ([`driver::Driver`]: (s)publish, (p/s)subscribe
+//!   to a bounded message sink, unsubscribe, PUBSUB (SHARD)NUMSUB) with a
+//!   Redis implementation on `fred` (single server or Redis Cluster) and an
+//!   in-memory one for N-node tests.
 //! - [`Cluster`]: the adapter state shared by every namespace of a process
 //!   (the bus, the config, the counters, server-side event handlers).
 //! - [`ClusterAdapter`]: socketioxide's `CoreAdapter` for one namespace.
 //!
-//! # Channels
+//! # Channels (classic mode)
 //!
 //! With prefix `key` (default `socket.io`) and namespace `nsp` (slash
 //! included): broadcasts on `key#nsp#`, or `key#nsp#room#` when exactly one
@@ -55,7 +71,7 @@
 //! channel is the number of servers serving the namespace (an emitter
 //! subscribes to nothing and is not counted).
 //!
-//! # Messages
+//! # Messages (classic mode)
 //!
 //! A broadcast is msgpack `[uid, {type: 2, data: [event, ...args], nsp},
 //! {rooms, except, flags}]`; flags kept are `volatile`, `compress`,
@@ -75,11 +91,72 @@
 //! socket's id selects that socket, and socket-id rooms are listed in
 //! ALL_ROOMS and REMOTE_FETCH answers (a socket's own id first, as in Node).
 //!
+//! # Sharded mode
+//!
+//! [`AdapterMode::Sharded`] speaks the protocol of Node's
+//! `createShardedAdapter` (Redis 7+): SSUBSCRIBE, SPUBLISH and PUBSUB
+//! SHARDNUMSUB only. On a Redis Cluster a shard channel lives on the master
+//! owning its hash slot, so each message is handled by one shard instead of
+//! being copied to every node, as a classic PUBLISH is.
+//!
+//! With prefix `key` (Node's `channelPrefix`, default `socket.io`) and
+//! namespace `nsp`: every server listens to the main channel `key#nsp#`
+//! (its SHARDNUMSUB, summed over the masters, is the server count) and to
+//! its own response channel `key#nsp#uid#` (uid: 16 hex characters). Every
+//! message is the envelope `{type, data, uid, nsp}` of socket.io-adapter's
+//! `ClusterAdapter`: BROADCAST (3), SOCKETS_JOIN (4), SOCKETS_LEAVE (5),
+//! DISCONNECT_SOCKETS (6), FETCH_SOCKETS (7) and its response (8),
+//! SERVER_SIDE_EMIT (9) and its response (10), BROADCAST_CLIENT_COUNT (11),
+//! BROADCAST_ACK (12). It is JSON, or msgpack when the type may carry binary
+//! (3, 8, 9, 10, 12) and its data does; receivers read `{` as JSON.
+//! Requests go to the main channel, responses to the asker's own channel.
+//! Every operation is applied locally, then published once; a server
+//! ignores its own messages by uid, and messages of other namespaces.
+//!
+//! The subscription mode ([`SubscriptionMode`], Node's `subscriptionMode`)
+//! decides who hears a broadcast to exactly one room without ack:
+//!
+//! - `Static`: it goes to the main channel, every server gets it.
+//! - `Dynamic` (Node's default): it goes to the room channel `key#nsp#room#`,
+//!   which only the servers with that room subscribe to; except when the
+//!   room is 20 UTF-16 units long (Node's socket-id test), then the main
+//!   channel. Roomcast socket ids are 16 characters, so Node publishes to a
+//!   Roomcast socket on its own room channel: in this mode a Roomcast
+//!   server also subscribes one channel per local socket.
+//! - `DynamicPrivate`: the room channel always, socket ids included.
+//!
+//! Broadcasts with acks, to several rooms or to everyone, and every other
+//! message use the main channel. socketioxide reports no room creation or
+//! deletion, so in the dynamic modes each namespace compares its rooms and
+//! sockets with its room-channel subscriptions every
+//! [`AdapterConfig::room_sync_interval`] (and at once after the adapter's
+//! own join and leave operations) and sends the difference as one
+//! subscribe and one unsubscribe call. All servers of a cluster must use
+//! the same mode and subscription mode.
+//!
+//! # Redis Cluster
+//!
+//! A `redis-cluster://` URL, or [`AdapterConfig::cluster`], connects fred's
+//! cluster client: one connection per master for publishing, one per master
+//! for subscribing. Both modes work on it. Classic SUBSCRIBEs land on one
+//! master per server, so PUBSUB NUMSUB is summed over every master (as Node
+//! does); so is SHARDNUMSUB. SSUBSCRIBE takes several channels only within
+//! one hash slot: shard subscriptions go out as one command per slot
+//! (one for all on a single server), concurrently. After a reconnection
+//! the driver subscribes again to every classic route and to the shard
+//! routes the reconnected master owns, batched the same way; masters that
+//! stayed up get nothing (see [`driver::FredDriver`] for what fred does).
+//!
 //! # Delivery guarantee
 //!
 //! At most once, like Redis pub/sub: a server that is disconnected, or
 //! subscribes late, misses what was published meanwhile. Nothing is
-//! retried or replayed.
+//! retried or replayed. In the dynamic sharded modes a room that appears
+//! on a server is subscribed at most `room_sync_interval` plus one round
+//! trip later: a single-room broadcast published meanwhile by another
+//! server misses it (Node has the same window, shorter). A failover that
+//! moves a slot to another master unsubscribes its shard channels on the
+//! Redis side; they come back when fred reconnects.
 //!
 //! # Failure modes
 //!
@@ -108,6 +185,17 @@
 //! socket.io-adapter 2.5.8, socket.io 4.8, @socket.io/redis-emitter 5.1.0
 //! and notepack.io 3.0.1.
 //!
+//! - Sharded BROADCAST data is `{packet, requestId?, opts}` in that order,
+//!   and its packet is `{type: 2, data}` with neither `nsp` nor `id` (Node
+//!   encodes before its local adapter fills them): the receiver's namespace
+//!   is used. Responses reach Node's `onResponse` on its own channel
+//!   whatever their `nsp`; on any other channel a message without the
+//!   right `nsp` is dropped. This adapter does the same.
+//! - Node's sharded `serverSideEmitWithAck` waits a fixed 5 s and its
+//!   `fetchSockets` `flags.timeout` or 5 s; this adapter waits
+//!   `request_timeout`.
+//! - The sharded protocol has no ALL_ROOMS: `rooms()` fetches the sockets
+//!   and reads their rooms, in every case.
 //! - Responses: Node answers on the shared `key-response#nsp#` unless its
 //!   `publishOnSpecificResponseChannel` option is set, but every 8.x adapter
 //!   also listens on its own `key-response#nsp#uid#`. This adapter answers
@@ -155,10 +243,12 @@ mod error;
 mod metrics;
 mod namespace;
 pub mod proto;
+mod sharded;
 
 pub use ack::AckStream;
 pub use adapter::{ClusterAdapter, InitRes};
 pub use cluster::{Cluster, ServerAck, ServerEvent, SocketDetails};
-pub use config::AdapterConfig;
+pub use config::{AdapterConfig, AdapterMode};
 pub use error::{InitError, RequestError, ServerSideEmitError};
 pub use metrics::{AdapterMetrics, MetricsSnapshot};
+pub use proto::SubscriptionMode;

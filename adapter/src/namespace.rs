@@ -3,7 +3,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -11,11 +14,15 @@ use socketioxide_core::Uid;
 use tokio::sync::mpsc;
 
 use crate::{
-    Cluster,
+    AdapterMode, Cluster,
     driver::{Driver, DriverError},
     error::RequestError,
     metrics::incr,
-    proto::{Channels, Request, RequestMsg, ResponseBody, ResponseMsg},
+    proto::{
+        Channels, EncodeError, Request, RequestMsg, ResponseBody, ResponseMsg, ShardedBody,
+        ShardedChannels, ShardedMessage,
+    },
+    sharded::{ShardedNs, hex_id},
 };
 
 /// A random id: 16 URL-safe characters (Node uses 6; the length is free).
@@ -74,7 +81,10 @@ pub(crate) struct NsCore<D: Driver> {
     /// This adapter's uid, in every message it sends.
     pub(crate) uid: String,
     pub(crate) channels: Channels,
+    /// Present in sharded mode, which replaces the classic channels.
+    pub(crate) sharded: Option<ShardedNs>,
     pending: Arc<Pending>,
+    closed: AtomicBool,
 }
 
 impl<D: Driver> NsCore<D> {
@@ -83,7 +93,36 @@ impl<D: Driver> NsCore<D> {
         let channels = Channels::new(&config.key, &nsp);
         let pending =
             Arc::new(Pending { map: Mutex::default(), capacity: config.queue_capacity.max(1) });
-        Self { cluster, nsp, uid: random_id(), channels, pending }
+        let (sharded, uid) = match config.mode {
+            AdapterMode::Classic => (None, random_id()),
+            AdapterMode::Sharded { subscription_mode } => {
+                let channels = ShardedChannels::new(&config.key, &nsp);
+                // Node's uids are 16 hex characters; a response channel
+                // named like that cannot be mistaken for a Roomcast socket.
+                (Some(ShardedNs { channels, mode: subscription_mode }), hex_id())
+            }
+        };
+        Self { cluster, nsp, uid, channels, sharded, pending, closed: AtomicBool::new(false) }
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// A sharded message of this adapter and the channel Node would put it
+    /// on. Fails, publishing nothing, if Node could not read it.
+    pub(crate) fn sharded_message(
+        &self,
+        sharded: &ShardedNs,
+        body: ShardedBody,
+    ) -> Result<(String, Vec<u8>), EncodeError> {
+        let channel = sharded.channels.publish_channel(&body, sharded.mode);
+        let msg = ShardedMessage { uid: Some(self.uid.clone()), nsp: Some(self.nsp.clone()), body };
+        Ok((channel, msg.encode()?))
     }
 
     pub(crate) fn request_timeout(&self) -> Duration {
@@ -91,13 +130,20 @@ impl<D: Driver> NsCore<D> {
     }
 
     /// Publishes, counting and logging the outcome.
+    /// (S)PUBLISH as the mode wants.
     pub(crate) async fn publish(
         &self,
         channel: String,
         payload: Vec<u8>,
     ) -> Result<(), DriverError> {
         let metrics = self.cluster.metrics();
-        match self.cluster.driver().publish(channel, payload).await {
+        let driver = self.cluster.driver();
+        let result = if self.sharded.is_some() {
+            driver.spublish(channel, payload).await
+        } else {
+            driver.publish(channel, payload).await
+        };
+        match result {
             Ok(()) => {
                 incr(&metrics.published);
                 Ok(())
@@ -110,20 +156,59 @@ impl<D: Driver> NsCore<D> {
         }
     }
 
-    /// Publishes a request of this adapter on the request channel.
+    /// Encodes a request of this adapter: on the request channel in
+    /// classic mode, as a sharded message on its channel otherwise.
+    pub(crate) fn encode_request(
+        &self,
+        request: Request,
+        request_id: Option<String>,
+    ) -> Result<(String, Vec<u8>), EncodeError> {
+        match &self.sharded {
+            Some(sharded) => {
+                self.sharded_message(sharded, ShardedBody::from_request(request, request_id)?)
+            }
+            None => {
+                let msg = RequestMsg { uid: Some(self.uid.clone()), request_id, request };
+                Ok((self.channels.request.clone(), msg.encode()?))
+            }
+        }
+    }
+
+    /// Publishes a request of this adapter.
     pub(crate) async fn send_request(
         &self,
         request: Request,
         request_id: Option<String>,
     ) -> Result<(), RequestError> {
-        let msg = RequestMsg { uid: Some(self.uid.clone()), request_id, request };
-        let payload = msg.encode()?;
-        self.publish(self.channels.request.clone(), payload).await?;
+        let (channel, payload) = self.encode_request(request, request_id)?;
+        self.publish(channel, payload).await?;
         Ok(())
     }
 
     /// Answers a peer's request, on its own response channel when allowed.
     pub(crate) async fn reply(&self, to_uid: Option<&str>, msg: ResponseMsg) {
+        if let Some(sharded) = &self.sharded {
+            // Node answers on the asker's own channel only.
+            let Some(uid) = to_uid else {
+                tracing::debug!(nsp = %self.nsp, "request without uid cannot be answered");
+                return;
+            };
+            let encoded = ShardedBody::from_response(msg).and_then(|body| {
+                let msg = ShardedMessage {
+                    uid: Some(self.uid.clone()),
+                    nsp: Some(self.nsp.clone()),
+                    body,
+                };
+                msg.encode()
+            });
+            match encoded {
+                Ok(payload) => {
+                    let _ = self.publish(sharded.channels.response_for(uid), payload).await;
+                }
+                Err(e) => tracing::warn!(nsp = %self.nsp, error = %e, "response not sent"),
+            }
+            return;
+        }
         let channel = match to_uid {
             Some(uid) if self.cluster.config().reply_on_own_channel => {
                 self.channels.response_for(uid)
@@ -143,10 +228,15 @@ impl<D: Driver> NsCore<D> {
         self.pending.dispatch(msg);
     }
 
-    /// PUBSUB NUMSUB of the request channel: the servers serving this
-    /// namespace, this one included.
+    /// The servers serving this namespace, this one included: PUBSUB
+    /// NUMSUB of the request channel, or SHARDNUMSUB of the main channel.
     pub(crate) async fn server_count(&self) -> Result<u64, DriverError> {
-        self.cluster.driver().numsub(self.channels.request.clone()).await
+        match &self.sharded {
+            Some(sharded) => {
+                self.cluster.driver().shard_numsub(sharded.channels.main.clone()).await
+            }
+            None => self.cluster.driver().numsub(self.channels.request.clone()).await,
+        }
     }
 
     /// Opens a request whose responses arrive on the returned queue.

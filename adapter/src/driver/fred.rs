@@ -1,10 +1,26 @@
 //! The Redis driver, on `fred`.
 //!
-//! Two connections, as Node uses: one publishes and runs PUBSUB NUMSUB, the
-//! other is in subscribed mode. The subscriber connection is the only one
-//! that subscribes, so NUMSUB on a request channel counts each server once.
+//! Two clients, as Node uses: one publishes and runs PUBSUB, the other is
+//! in subscribed mode. The subscriber is the only one that subscribes, so
+//! (SHARD)NUMSUB counts each server once.
+//!
+//! On a Redis Cluster (`redis-cluster://` or [`AdapterConfig::cluster`])
+//! each client holds one connection per primary. fred sends SUBSCRIBE and
+//! PSUBSCRIBE to the primary owning the hash slot of the client's id (so
+//! NUMSUB is summed over every primary, as Node does), and SSUBSCRIBE,
+//! SUNSUBSCRIBE and SPUBLISH to the owner of the first channel's slot.
+//! SSUBSCRIBE may name several channels only if they share a slot, so shard
+//! subscriptions are sent as one SSUBSCRIBE per slot (on a single server:
+//! one for all), the groups concurrently. fred never pipelines SSUBSCRIBE
+//! (it follows MOVED redirections one command at a time), so each group
+//! costs one round trip on its connection; channels without a hash tag
+//! rarely share a slot.
+//!
 //! fred reconnects with exponential backoff; after each reconnection this
-//! driver subscribes again to every route it holds.
+//! driver subscribes again: the classic routes (a handful of channels) in
+//! full, the shard routes whose slot the reconnected node owns, batched as
+//! above. Caveat of fred 10.1: it takes the first confirmation of a
+//! multi-channel SSUBSCRIBE as the reply and drops the others.
 
 use std::{
     collections::HashMap,
@@ -15,10 +31,11 @@ use std::{
 use bytes::Bytes;
 use fred::{
     prelude::{
-        Builder, Client, ClientLike, Config, EventInterface, Options, PubsubInterface,
-        ReconnectPolicy, Value,
+        Builder, Client, ClientLike, ClusterInterface, Config, EventInterface, Options,
+        PubsubInterface, ReconnectPolicy, Server, ServerConfig, Value,
     },
-    types::MessageKind,
+    types::{MessageKind, config::ClusterDiscoveryPolicy},
+    util::redis_keyslot,
 };
 use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
 
@@ -38,6 +55,7 @@ pub struct FredDriver {
     routes: Routes,
     options: Options,
     tasks: Vec<JoinHandle<()>>,
+    clustered: bool,
 }
 
 impl Drop for FredDriver {
@@ -63,7 +81,17 @@ impl FredDriver {
         config: &AdapterConfig,
         metrics: Arc<AdapterMetrics>,
     ) -> Result<Self, DriverError> {
-        let mut builder = Builder::from_config(Config::from_url(&config.redis_url)?);
+        let mut redis = Config::from_url(&config.redis_url)?;
+        if config.cluster
+            && let ServerConfig::Centralized { server } = &redis.server
+        {
+            redis.server = ServerConfig::Clustered {
+                hosts: vec![server.clone()],
+                policy: ClusterDiscoveryPolicy::default(),
+            };
+        }
+        let clustered = redis.server.is_clustered();
+        let mut builder = Builder::from_config(redis);
         builder
             .set_policy(ReconnectPolicy::new_exponential(
                 0, // retry forever
@@ -85,7 +113,12 @@ impl FredDriver {
         // Listen before connecting, so nothing is missed.
         let mut tasks = vec![
             tokio::spawn(route_messages(subscriber.clone(), routes.clone(), metrics.clone())),
-            tokio::spawn(resubscribe(subscriber.clone(), routes.clone(), metrics.clone())),
+            tokio::spawn(resubscribe(
+                subscriber.clone(),
+                routes.clone(),
+                metrics.clone(),
+                clustered,
+            )),
         ];
         for (client, role) in [(&publisher, "publisher"), (&subscriber, "subscriber")] {
             tasks.push(tokio::spawn(watch_errors(client.clone(), role, metrics.clone())));
@@ -102,10 +135,48 @@ impl FredDriver {
                 ..Default::default()
             },
             tasks,
+            clustered,
         };
         this.publisher.init().await?;
         this.subscriber.init().await?;
         Ok(this)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Count {
+    Numsub,
+    ShardNumsub,
+}
+
+impl FredDriver {
+    /// PUBSUB (SHARD)NUMSUB. On a cluster a subscriber is counted only by
+    /// the node it is connected to: the answers of every primary are
+    /// summed, as Node does.
+    async fn count(&self, count: Count, channel: String) -> Result<u64, DriverError> {
+        async fn one<C: PubsubInterface>(
+            client: &C,
+            count: Count,
+            channel: String,
+        ) -> Result<u64, DriverError> {
+            // The reply is `[channel, count]`.
+            let reply: Vec<Value> = match count {
+                Count::Numsub => client.pubsub_numsub(channel).await?,
+                Count::ShardNumsub => client.pubsub_shardnumsub(channel).await?,
+            };
+            Ok(reply.get(1).and_then(Value::as_u64).unwrap_or(0))
+        }
+        let primaries: Vec<Server> = match self.publisher.cached_cluster_state() {
+            Some(layout) if self.clustered => layout.unique_primary_nodes(),
+            _ => return one(&self.publisher.with_options(&self.options), count, channel).await,
+        };
+        let answers = futures::future::join_all(primaries.into_iter().map(|server| {
+            let options = Options { cluster_node: Some(server), ..self.options.clone() };
+            let channel = channel.clone();
+            async move { one(&self.publisher.with_options(&options), count, channel).await }
+        }))
+        .await;
+        answers.into_iter().try_fold(0, |sum, n| Ok(sum + n?))
     }
 }
 
@@ -121,12 +192,15 @@ async fn route_messages(subscriber: Client, routes: Routes, metrics: Arc<Adapter
                     _ => continue,
                 };
                 let channel = msg.channel.to_string();
-                let pattern = msg.kind == MessageKind::PMessage;
+                let kind = match msg.kind {
+                    MessageKind::PMessage => Kind::Pattern,
+                    MessageKind::SMessage => Kind::Shard,
+                    _ => Kind::Channel,
+                };
                 let mut routes = lock(&routes);
                 // A sink whose receiver is gone belongs to a closed namespace.
                 routes.retain(|sub, sink| {
-                    let wanted =
-                        matches!(sub, Subscription::Pattern(_)) == pattern && sub.matches(&channel);
+                    let wanted = Kind::of(sub) == kind && sub.matches(&channel);
                     !wanted
                         || sink
                             .deliver(Message { channel: channel.clone(), payload: payload.clone() })
@@ -141,8 +215,32 @@ async fn route_messages(subscriber: Client, routes: Routes, metrics: Arc<Adapter
     }
 }
 
-/// Subscribes again to every route after a reconnection.
-async fn resubscribe(subscriber: Client, routes: Routes, metrics: Arc<AdapterMetrics>) {
+#[derive(PartialEq, Eq)]
+enum Kind {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+impl Kind {
+    fn of(sub: &Subscription) -> Self {
+        match sub {
+            Subscription::Channel(_) => Self::Channel,
+            Subscription::Pattern(_) => Self::Pattern,
+            Subscription::Shard(_) => Self::Shard,
+        }
+    }
+}
+
+/// Subscribes again after a reconnection: every classic route, and the
+/// shard routes that live on the reconnected node (all of them when the
+/// cluster layout is unknown or on a single server).
+async fn resubscribe(
+    subscriber: Client,
+    routes: Routes,
+    metrics: Arc<AdapterMetrics>,
+    clustered: bool,
+) {
     let mut rx = subscriber.reconnect_rx();
     // fred also reports the first connection.
     let mut first = true;
@@ -153,9 +251,19 @@ async fn resubscribe(subscriber: Client, routes: Routes, metrics: Arc<AdapterMet
                     continue;
                 }
                 incr(&metrics.reconnects);
-                tracing::info!(%server, "reconnected to redis, subscribing again");
-                let subs: Vec<Subscription> = lock(&routes).keys().cloned().collect();
-                if let Err(e) = send_subscribe(&subscriber, subs).await {
+                let layout = if clustered { subscriber.cached_cluster_state() } else { None };
+                let subs: Vec<Subscription> = lock(&routes)
+                    .keys()
+                    .filter(|sub| match (sub, &layout) {
+                        (Subscription::Shard(channel), Some(layout)) => layout
+                            .get_server(redis_keyslot(channel.as_bytes()))
+                            .is_none_or(|owner| *owner == server),
+                        _ => true,
+                    })
+                    .cloned()
+                    .collect();
+                tracing::info!(%server, count = subs.len(), "reconnected to redis, subscribing again");
+                if let Err(e) = send_subscribe(&subscriber, subs, clustered).await {
                     incr(&metrics.redis_errors);
                     tracing::warn!(error = %e, "resubscribing failed");
                 }
@@ -180,27 +288,64 @@ async fn watch_errors(client: Client, role: &'static str, metrics: Arc<AdapterMe
     }
 }
 
-fn split(subs: Vec<Subscription>) -> (Vec<String>, Vec<String>) {
-    let mut channels = Vec::new();
-    let mut patterns = Vec::new();
-    for sub in subs {
-        match sub {
-            Subscription::Channel(c) => channels.push(c),
-            Subscription::Pattern(p) => patterns.push(p),
-        }
-    }
-    (channels, patterns)
+#[derive(Default)]
+struct Split {
+    channels: Vec<String>,
+    patterns: Vec<String>,
+    shards: Vec<String>,
 }
 
-async fn send_subscribe(client: &Client, subs: Vec<Subscription>) -> Result<(), DriverError> {
-    let (channels, patterns) = split(subs);
+fn split(subs: Vec<Subscription>) -> Split {
+    let mut out = Split::default();
+    for sub in subs {
+        match sub {
+            Subscription::Channel(c) => out.channels.push(c),
+            Subscription::Pattern(p) => out.patterns.push(p),
+            Subscription::Shard(c) => out.shards.push(c),
+        }
+    }
+    out
+}
+
+/// Shard channels in groups one SSUBSCRIBE/SUNSUBSCRIBE may carry: one
+/// group per hash slot on a cluster, a single group on one server.
+fn slot_groups(channels: Vec<String>, clustered: bool) -> Vec<Vec<String>> {
+    if channels.is_empty() {
+        return Vec::new();
+    }
+    if !clustered {
+        return vec![channels];
+    }
+    let mut groups: std::collections::BTreeMap<u16, Vec<String>> = Default::default();
+    for channel in channels {
+        groups.entry(redis_keyslot(channel.as_bytes())).or_default().push(channel);
+    }
+    groups.into_values().collect()
+}
+
+/// Runs the commands concurrently; the first error wins.
+async fn all<F: Future<Output = Result<(), ::fred::error::Error>>>(
+    commands: impl IntoIterator<Item = F>,
+) -> Result<(), DriverError> {
+    for result in futures::future::join_all(commands).await {
+        result?;
+    }
+    Ok(())
+}
+
+async fn send_subscribe<C: PubsubInterface>(
+    client: &C,
+    subs: Vec<Subscription>,
+    clustered: bool,
+) -> Result<(), DriverError> {
+    let Split { channels, patterns, shards } = split(subs);
     if !channels.is_empty() {
         client.subscribe(channels).await?;
     }
     if !patterns.is_empty() {
         client.psubscribe(patterns).await?;
     }
-    Ok(())
+    all(slot_groups(shards, clustered).into_iter().map(|group| client.ssubscribe(group))).await
 }
 
 impl Driver for FredDriver {
@@ -221,15 +366,7 @@ impl Driver for FredDriver {
                 routes.insert(sub.clone(), sink.clone());
             }
         }
-        let (channels, patterns) = split(subs);
-        let client = self.subscriber.with_options(&self.options);
-        if !channels.is_empty() {
-            client.subscribe(channels).await?;
-        }
-        if !patterns.is_empty() {
-            client.psubscribe(patterns).await?;
-        }
-        Ok(())
+        send_subscribe(&self.subscriber.with_options(&self.options), subs, self.clustered).await
     }
 
     async fn unsubscribe(&self, subs: Vec<Subscription>) -> Result<(), DriverError> {
@@ -239,7 +376,7 @@ impl Driver for FredDriver {
                 routes.remove(sub);
             }
         }
-        let (channels, patterns) = split(subs);
+        let Split { channels, patterns, shards } = split(subs);
         let client = self.subscriber.with_options(&self.options);
         if !channels.is_empty() {
             client.unsubscribe(channels).await?;
@@ -247,14 +384,22 @@ impl Driver for FredDriver {
         if !patterns.is_empty() {
             client.punsubscribe(patterns).await?;
         }
+        let groups = slot_groups(shards, self.clustered);
+        all(groups.into_iter().map(|group| client.sunsubscribe(group))).await
+    }
+
+    async fn spublish(&self, channel: String, payload: Vec<u8>) -> Result<(), DriverError> {
+        let _receivers: i64 =
+            self.publisher.with_options(&self.options).spublish(channel, payload).await?;
         Ok(())
     }
 
     async fn numsub(&self, channel: String) -> Result<u64, DriverError> {
-        // The reply is `[channel, count]`.
-        let reply: Vec<Value> =
-            self.publisher.with_options(&self.options).pubsub_numsub(channel).await?;
-        Ok(reply.get(1).and_then(Value::as_u64).unwrap_or(0))
+        self.count(Count::Numsub, channel).await
+    }
+
+    async fn shard_numsub(&self, channel: String) -> Result<u64, DriverError> {
+        self.count(Count::ShardNumsub, channel).await
     }
 
     async fn close(&self) {

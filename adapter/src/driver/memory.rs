@@ -67,20 +67,20 @@ impl MemoryDriver {
     fn check_up(&self) -> Result<(), DriverError> {
         if self.bus.lock().down { Err(DriverError::Unavailable) } else { Ok(()) }
     }
-}
 
-impl Driver for MemoryDriver {
-    async fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), DriverError> {
+    fn send(&self, channel: String, payload: Vec<u8>, sharded: bool) -> Result<(), DriverError> {
         let targets: Vec<MessageSink> = {
             let state = self.bus.lock();
             if state.down {
                 return Err(DriverError::Unavailable);
             }
-            // Like Redis: one delivery per matching subscription.
+            // Like Redis: one delivery per matching subscription; shard and
+            // classic channels are apart.
             state
                 .conns
                 .values()
                 .flat_map(|subs| subs.iter())
+                .filter(|(sub, _)| matches!(sub, Subscription::Shard(_)) == sharded)
                 .filter(|(sub, _)| sub.matches(&channel))
                 .map(|(_, sink)| sink.clone())
                 .collect()
@@ -90,6 +90,16 @@ impl Driver for MemoryDriver {
             sink.deliver(Message { channel: channel.clone(), payload: payload.clone() });
         }
         Ok(())
+    }
+}
+
+impl Driver for MemoryDriver {
+    async fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), DriverError> {
+        self.send(channel, payload, false)
+    }
+
+    async fn spublish(&self, channel: String, payload: Vec<u8>) -> Result<(), DriverError> {
+        self.send(channel, payload, true)
     }
 
     async fn subscribe(
@@ -119,6 +129,13 @@ impl Driver for MemoryDriver {
         self.check_up()?;
         let state = self.bus.lock();
         let sub = Subscription::Channel(channel);
+        Ok(state.conns.values().filter(|subs| subs.contains_key(&sub)).count() as u64)
+    }
+
+    async fn shard_numsub(&self, channel: String) -> Result<u64, DriverError> {
+        self.check_up()?;
+        let state = self.bus.lock();
+        let sub = Subscription::Shard(channel);
         Ok(state.conns.values().filter(|subs| subs.contains_key(&sub)).count() as u64)
     }
 

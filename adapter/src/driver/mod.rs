@@ -1,7 +1,8 @@
 //! The seam between the adapter and the message bus.
 //!
-//! The adapter only needs four things from Redis: PUBLISH, (P)SUBSCRIBE
-//! with messages routed back to it, UNSUBSCRIBE and PUBSUB NUMSUB. Two
+//! The adapter only needs a few things from Redis: (S)PUBLISH,
+//! (P/S)SUBSCRIBE with messages routed back to it, (S)UNSUBSCRIBE and
+//! PUBSUB (SHARD)NUMSUB. Two
 //! drivers implement them: [`FredDriver`] on a real server and
 //! [`MemoryBus`]/[`MemoryDriver`], which lets N-node clusters run in one
 //! test process.
@@ -38,13 +39,16 @@ pub enum Subscription {
     Channel(String),
     /// PSUBSCRIBE to a pattern.
     Pattern(String),
+    /// SSUBSCRIBE to a shard channel (Redis 7+). Shard channels are apart
+    /// from classic ones: only SPUBLISH reaches them.
+    Shard(String),
 }
 
 impl Subscription {
     /// Whether a message on `channel` is delivered through this subscription.
     pub fn matches(&self, channel: &str) -> bool {
         match self {
-            Self::Channel(c) => c == channel,
+            Self::Channel(c) | Self::Shard(c) => c == channel,
             Self::Pattern(p) => glob_match(p, channel),
         }
     }
@@ -109,6 +113,13 @@ pub trait Driver: Send + Sync + 'static {
         sink: MessageSink,
     ) -> impl Future<Output = Result<(), DriverError>> + Send;
 
+    /// SPUBLISH `payload` on the shard channel `channel`.
+    fn spublish(
+        &self,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+
     /// Drops the routes of `subs` and tells the server.
     fn unsubscribe(
         &self,
@@ -117,6 +128,13 @@ pub trait Driver: Send + Sync + 'static {
 
     /// PUBSUB NUMSUB: how many connections subscribe to `channel`.
     fn numsub(&self, channel: String) -> impl Future<Output = Result<u64, DriverError>> + Send;
+
+    /// PUBSUB SHARDNUMSUB: how many connections subscribe to the shard
+    /// channel `channel`.
+    fn shard_numsub(
+        &self,
+        channel: String,
+    ) -> impl Future<Output = Result<u64, DriverError>> + Send;
 
     /// Leaves the bus: every subscription ends at once.
     fn close(&self) -> impl Future<Output = ()> + Send;

@@ -1,4 +1,5 @@
-//! The wire protocol of `@socket.io/redis-adapter` 8.3, without I/O.
+//! The wire protocols of `@socket.io/redis-adapter` 8.3 (classic and
+//! sharded), without I/O.
 //!
 //! Everything here turns bytes into typed messages and back. Decoding never
 //! trusts its input: depth and trailing bytes are checked, every field is
@@ -9,11 +10,13 @@ mod channels;
 mod message;
 mod payload;
 mod request;
+mod sharded;
 
 pub use channels::{Channels, glob_match};
 pub use message::{Broadcast, EventPacket, Flags, WireOpts};
 pub use payload::{json_to_msgpack, msgpack_to_json};
 pub use request::{FetchedSocket, Request, RequestMsg, ResponseBody, ResponseMsg, Target};
+pub use sharded::{Incoming, ShardedBody, ShardedChannels, ShardedMessage, SubscriptionMode};
 
 use rmpv::Value as Mp;
 use serde_json::Value as Json;
@@ -57,6 +60,10 @@ pub enum EncodeError {
     /// The serializer failed.
     #[error("serialization failed: {0}")]
     Serialize(String),
+    /// The operation has no message in the protocol in use (the sharded
+    /// protocol has no ALL_ROOMS nor single-socket requests).
+    #[error("request not supported by this protocol")]
+    UnsupportedRequest,
 }
 
 /// Reads exactly one msgpack value from `bytes`.

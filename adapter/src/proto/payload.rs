@@ -30,6 +30,70 @@ pub(super) fn json_value_to_mp(json: &Json) -> Result<Mp, DecodeError> {
     to_mp(json, &[]).map_err(|_| DecodeError::InvalidPayload)
 }
 
+/// Whether `value` holds binary (or an extension type, which only msgpack
+/// can carry): Node's `hasBinary`, which picks msgpack over JSON.
+pub(super) fn has_binary(value: &Mp) -> bool {
+    match value {
+        Mp::Binary(_) | Mp::Ext(..) => true,
+        Mp::Array(items) => items.iter().any(has_binary),
+        Mp::Map(entries) => entries.iter().any(|(k, v)| has_binary(k) || has_binary(v)),
+        _ => false,
+    }
+}
+
+/// A msgpack value as JSON, binary as socket.io placeholders (for the
+/// fields read as JSON: fetched sockets, server-side events).
+pub(super) fn mp_to_json_value(value: &Mp) -> Json {
+    to_json(value, &mut VecDeque::new())
+}
+
+/// Serializes a msgpack value as JSON.stringify would: map keys in their
+/// order, integral doubles without a fraction, non-finite numbers as null.
+/// Binary has no JSON form and fails.
+pub(super) struct JsonText<'a>(pub(super) &'a Mp);
+
+impl serde::Serialize for JsonText<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap, SerializeSeq};
+        let float = |f: f64, ser: S| {
+            if !f.is_finite() {
+                ser.serialize_unit()
+            } else if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER {
+                ser.serialize_i64(f as i64)
+            } else {
+                ser.serialize_f64(f)
+            }
+        };
+        match self.0 {
+            Mp::Nil => ser.serialize_unit(),
+            Mp::Boolean(b) => ser.serialize_bool(*b),
+            Mp::Integer(i) => match (i.as_u64(), i.as_i64()) {
+                (Some(u), _) => ser.serialize_u64(u),
+                (_, Some(i)) => ser.serialize_i64(i),
+                _ => ser.serialize_unit(),
+            },
+            Mp::F32(f) => float(f64::from(*f), ser),
+            Mp::F64(f) => float(*f, ser),
+            Mp::String(s) => ser.serialize_str(&String::from_utf8_lossy(s.as_bytes())),
+            Mp::Array(items) => {
+                let mut seq = ser.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&JsonText(item))?;
+                }
+                seq.end()
+            }
+            Mp::Map(entries) => {
+                let mut map = ser.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(&key_to_string(k), &JsonText(v))?;
+                }
+                map.end()
+            }
+            Mp::Binary(_) | Mp::Ext(..) => Err(S::Error::custom("binary has no JSON form")),
+        }
+    }
+}
+
 fn to_mp(json: &Json, bins: &[Bytes]) -> Result<Mp, EncodeError> {
     Ok(match json {
         Json::Null => Mp::Nil,

@@ -124,6 +124,7 @@ pub async fn eventually(mut check: impl AsyncFnMut() -> bool) {
 
 pub mod peer;
 pub mod redis;
+pub mod redis_cluster;
 
 /// Bytes a hostile or broken publisher might send.
 pub fn hostile_payloads() -> Vec<Vec<u8>> {

@@ -51,10 +51,22 @@ fn ensure_node_modules() {
 impl Peer {
     /// Starts a Node server with the Redis adapter on `redis_url`.
     pub async fn start(redis_url: &str) -> Self {
+        Self::start_with(redis_url, &[]).await
+    }
+
+    /// Starts a Node server with `createShardedAdapter` in `mode`
+    /// (`static`, `dynamic`, `dynamic-private`) on the Redis Cluster whose
+    /// seed is `redis_url`.
+    pub async fn start_sharded(redis_url: &str, mode: &str) -> Self {
+        Self::start_with(redis_url, &["sharded", mode]).await
+    }
+
+    async fn start_with(redis_url: &str, extra: &[&str]) -> Self {
         ensure_node_modules();
         let mut child = Command::new("node")
             .arg("peer.js")
             .arg(redis_url)
+            .args(extra)
             .current_dir(interop_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -1,7 +1,10 @@
 // A Node.js member of the mixed cluster, driven by the Rust tests.
 //
 // Runs a socket.io 4.8 server with @socket.io/redis-adapter 8.3 on a free
-// loopback port, a @socket.io/redis-emitter, and any number of
+// loopback port (`node peer.js URL`: classic adapter and a
+// @socket.io/redis-emitter on one Redis; `node peer.js URL sharded MODE`:
+// createShardedAdapter with subscriptionMode MODE on a Redis Cluster whose
+// seed node is URL), and any number of
 // socket.io-client sockets (to Node or Rust servers). Commands arrive as
 // JSON lines on stdin ({id, cmd, ...}); answers ({id, ok} or {id, error})
 // and events ({type: ...}) leave as JSON lines on stdout.
@@ -10,12 +13,14 @@
 const http = require("http");
 const readline = require("readline");
 const { Server } = require("socket.io");
-const { createAdapter } = require("@socket.io/redis-adapter");
+const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
 const { Emitter } = require("@socket.io/redis-emitter");
 const { io: connect } = require("socket.io-client");
-const { createClient } = require("redis");
+const { createClient, createCluster } = require("redis");
 
 const url = process.argv[2];
+const sharded = process.argv[3] === "sharded";
+const subscriptionMode = process.argv[4] || "dynamic";
 const out = (msg) => process.stdout.write(JSON.stringify(msg) + "\n");
 const clients = new Map();
 
@@ -32,13 +37,24 @@ function select(target, op) {
 }
 
 async function main() {
-  const pub = createClient({ url });
-  const sub = pub.duplicate();
-  const emitterClient = pub.duplicate();
-  await Promise.all([pub.connect(), sub.connect(), emitterClient.connect()]);
+  let adapter;
+  let emitter = null;
+  if (sharded) {
+    const pub = createCluster({ rootNodes: [{ url }] });
+    const sub = pub.duplicate();
+    await Promise.all([pub.connect(), sub.connect()]);
+    adapter = createShardedAdapter(pub, sub, { subscriptionMode });
+  } else {
+    const pub = createClient({ url });
+    const sub = pub.duplicate();
+    const emitterClient = pub.duplicate();
+    await Promise.all([pub.connect(), sub.connect(), emitterClient.connect()]);
+    adapter = createAdapter(pub, sub, { requestsTimeout: 2000 });
+    emitter = new Emitter(emitterClient);
+  }
 
   const httpServer = http.createServer();
-  const io = new Server(httpServer, { adapter: createAdapter(pub, sub, { requestsTimeout: 2000 }) });
+  const io = new Server(httpServer, { adapter });
   io.on("connection", (socket) => {
     socket.on("join", (room) => socket.join(room));
     socket.on("leave", (room) => socket.leave(room));
@@ -48,7 +64,6 @@ async function main() {
     out({ type: "server-event", event: "sse", args });
     if (ack) ack("node");
   });
-  const emitter = new Emitter(emitterClient);
 
   const commands = {
     async client({ name, url }) {

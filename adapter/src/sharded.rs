@@ -1,0 +1,154 @@
+//! The adapter side of sharded mode: the namespace's shard channels, and in
+//! the dynamic subscription modes the room channels kept in step with the
+//! rooms and sockets of the namespace.
+//!
+//! socketioxide tells an adapter nothing when a socket connects or joins a
+//! room (`socket.join` goes straight to the local room table), so the room
+//! channels are reconciled: on a timer (`room_sync_interval`), and at once
+//! after the adapter's own join/leave operations. Each pass subscribes the
+//! missing channels and unsubscribes the stale ones, each in one driver call.
+
+use std::{
+    collections::HashSet,
+    hash::{BuildHasher, Hasher, RandomState},
+    sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
+};
+
+use socketioxide_core::{
+    Uid,
+    adapter::{BroadcastFlags, BroadcastOptions, SocketEmitter},
+};
+use tokio::sync::Notify;
+
+use crate::{
+    ClusterAdapter,
+    driver::{Driver, MessageSink, Subscription},
+    proto::{ShardedChannels, SubscriptionMode},
+};
+
+/// Node's `randomId()` shape: 16 hex characters.
+pub(crate) fn hex_id() -> String {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write(Uid::new().to_string().as_bytes());
+    format!("{:016x}", hasher.finish())
+}
+
+/// A namespace's sharded identity.
+#[derive(Debug)]
+pub(crate) struct ShardedNs {
+    pub(crate) channels: ShardedChannels,
+    pub(crate) mode: SubscriptionMode,
+}
+
+impl ShardedNs {
+    /// The channels every server of the namespace listens to.
+    pub(crate) fn base_subscriptions(&self, uid: &str) -> Vec<Subscription> {
+        vec![
+            Subscription::Shard(self.channels.main.clone()),
+            Subscription::Shard(self.channels.response_for(uid)),
+        ]
+    }
+
+    fn dynamic(&self) -> bool {
+        self.mode != SubscriptionMode::Static
+    }
+}
+
+/// The room channels a namespace subscribes to (dynamic modes).
+#[derive(Debug, Default)]
+pub(crate) struct RoomSync {
+    /// Rooms (and socket ids) whose channel is subscribed.
+    subscribed: Mutex<HashSet<String>>,
+    /// Wakes the sync task before its next tick.
+    wake: Notify,
+    /// Serializes passes, so a subscribe and an unsubscribe of the same
+    /// channel never race.
+    pass: tokio::sync::Mutex<()>,
+}
+
+impl RoomSync {
+    fn subscribed(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.subscribed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks for a pass now (rooms were changed by the adapter itself).
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Forgets every room channel; returns their subscriptions (for close).
+    pub(crate) fn take(&self, channels: &ShardedChannels) -> Vec<Subscription> {
+        self.subscribed().drain().map(|room| Subscription::Shard(channels.room(&room))).collect()
+    }
+}
+
+impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
+    /// Rooms whose channel this server must hear in a dynamic mode: every
+    /// room with a local socket, and every local socket id, since Node
+    /// publishes to a Roomcast socket (16-character id) on its own room
+    /// channel (its `looksLikeASocketId` only knows 20-character ids).
+    fn wanted_rooms(&self) -> HashSet<String> {
+        let mut all = BroadcastOptions::default();
+        all.add_flag(BroadcastFlags::Broadcast);
+        let mut rooms: HashSet<String> =
+            self.local.rooms(all.clone()).into_iter().map(|r| r.into_owned()).collect();
+        rooms.extend(self.local.sockets(all).into_iter().map(|sid| sid.to_string()));
+        rooms
+    }
+
+    /// One reconciliation pass of the room channels.
+    pub(crate) async fn sync_rooms(&self, sink: &MessageSink) {
+        let Some(sharded) = self.core.sharded.as_ref().filter(|s| s.dynamic()) else {
+            return;
+        };
+        let _pass = self.rooms.pass.lock().await;
+        let wanted = self.wanted_rooms();
+        let (added, removed): (Vec<String>, Vec<String>) = {
+            let mut subscribed = self.rooms.subscribed();
+            let added: Vec<String> = wanted.difference(&subscribed).cloned().collect();
+            let removed: Vec<String> = subscribed.difference(&wanted).cloned().collect();
+            // The driver keeps its routes whatever Redis answers and
+            // subscribes again after a reconnection: the set follows the
+            // routes, not the replies.
+            subscribed.retain(|room| wanted.contains(room));
+            subscribed.extend(added.iter().cloned());
+            (added, removed)
+        };
+        let channel = |room: &String| Subscription::Shard(sharded.channels.room(room));
+        let driver = self.core.cluster.driver();
+        if !added.is_empty() {
+            let subs = added.iter().map(channel).collect();
+            if let Err(e) = driver.subscribe(subs, sink.clone()).await {
+                tracing::warn!(nsp = %self.core.nsp, error = %e, count = added.len(), "room channels not subscribed yet");
+            }
+        }
+        if !removed.is_empty() {
+            let subs = removed.iter().map(channel).collect();
+            if let Err(e) = driver.unsubscribe(subs).await {
+                tracing::warn!(nsp = %self.core.nsp, error = %e, count = removed.len(), "room channels not unsubscribed");
+            }
+        }
+    }
+}
+
+/// Keeps the room channels of one namespace in step until it closes.
+pub(crate) async fn room_sync_task<E: SocketEmitter, D: Driver>(
+    adapter: Weak<ClusterAdapter<E, D>>,
+    rooms: Arc<RoomSync>,
+    sink: MessageSink,
+    interval: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(interval.max(std::time::Duration::from_millis(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = rooms.wake.notified() => {}
+        }
+        let Some(adapter) = adapter.upgrade() else { return };
+        if adapter.core.is_closed() {
+            return;
+        }
+        adapter.sync_rooms(&sink).await;
+    }
+}
