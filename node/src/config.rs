@@ -38,6 +38,9 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("REDIS_URL", "redis.url"),
     ("ROOMCAST_REDIS_KEY", "redis.key"),
     ("ROOMCAST_REDIS_REQUEST_TIMEOUT", "redis.request_timeout"),
+    ("ROOMCAST_REDIS_MODE", "redis.mode"),
+    ("ROOMCAST_REDIS_SUBSCRIPTION_MODE", "redis.subscription_mode"),
+    ("ROOMCAST_REDIS_CLUSTER", "redis.cluster"),
     ("ROOMCAST_JWT_ALGORITHM", "auth.jwt.algorithm"),
     ("ROOMCAST_JWT_SECRET", "auth.jwt.secret"),
     ("ROOMCAST_JWT_PUBLIC_KEY_FILE", "auth.jwt.public_key_file"),
@@ -213,12 +216,51 @@ pub struct RedisConfig {
     /// acks) waits for every node. Default `5s`, as Node's `requestsTimeout`.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// `classic` (Node's `createAdapter`: PUBLISH) or `sharded` (its
+    /// `createShardedAdapter`: Redis 7 SPUBLISH, one shard per channel in a Redis
+    /// Cluster). Every node of a cluster must use the same. Default `classic`.
+    pub mode: RedisMode,
+    /// Sharded mode: `static`, `dynamic` or `dynamic-private`, as Node's
+    /// `subscriptionMode`. Default `dynamic`.
+    pub subscription_mode: SubscriptionModeConfig,
+    /// Treat a `redis://` URL as a seed node of a Redis Cluster (a
+    /// `redis-cluster://` URL always is). Default false.
+    pub cluster: bool,
 }
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        Self { url: None, key: "socket.io".into(), request_timeout: Duration::from_secs(5) }
+        Self {
+            url: None,
+            key: "socket.io".into(),
+            request_timeout: Duration::from_secs(5),
+            mode: RedisMode::Classic,
+            subscription_mode: SubscriptionModeConfig::Dynamic,
+            cluster: false,
+        }
     }
+}
+
+/// Classic or sharded pub/sub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// PUBLISH / SUBSCRIBE.
+    Classic,
+    /// SPUBLISH / SSUBSCRIBE.
+    Sharded,
+}
+
+/// Which channels a node subscribes in sharded mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubscriptionModeConfig {
+    /// The namespace channel only.
+    Static,
+    /// Plus a channel per room present on the node.
+    Dynamic,
+    /// Plus a channel per socket.
+    DynamicPrivate,
 }
 
 /// Accepted credentials.
@@ -590,9 +632,14 @@ impl Config {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }
         if let Some(url) = &self.redis.url
-            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+            && !["redis://", "rediss://", "redis-cluster://", "rediss-cluster://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
         {
-            return Err(invalid("redis.url", "must start with redis:// or rediss://"));
+            return Err(invalid(
+                "redis.url",
+                "must start with redis://, rediss:// or redis-cluster://",
+            ));
         }
         if self.redis.key.is_empty() || self.redis.key.contains('#') {
             return Err(invalid("redis.key", "must be non-empty and without '#'"));

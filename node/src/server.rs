@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method};
-use roomcast_adapter::{AdapterConfig, Cluster, ClusterAdapter};
+use roomcast_adapter::{AdapterConfig, AdapterMode, Cluster, ClusterAdapter, SubscriptionMode};
 use socketioxide::SocketIo;
 use socketioxide::adapter::{Adapter, Emitter, LocalAdapter};
 use tokio::net::TcpListener;
@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, RedisMode, SubscriptionModeConfig};
 use crate::db::lobby::Membership;
 use crate::db::resume::Ticket;
 use crate::db::{Db, DbError};
@@ -191,8 +191,22 @@ impl Node {
             }
             Some(url) => {
                 let redis = &state.config.redis;
+                let mode = match redis.mode {
+                    RedisMode::Classic => AdapterMode::Classic,
+                    RedisMode::Sharded => AdapterMode::Sharded {
+                        subscription_mode: match redis.subscription_mode {
+                            SubscriptionModeConfig::Static => SubscriptionMode::Static,
+                            SubscriptionModeConfig::Dynamic => SubscriptionMode::Dynamic,
+                            SubscriptionModeConfig::DynamicPrivate => {
+                                SubscriptionMode::DynamicPrivate
+                            }
+                        },
+                    },
+                };
                 let cluster = Cluster::connect(AdapterConfig {
                     redis_url: url.clone(),
+                    cluster: redis.cluster,
+                    mode,
                     key: redis.key.clone(),
                     request_timeout: redis.request_timeout,
                     ..AdapterConfig::default()

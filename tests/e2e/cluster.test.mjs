@@ -5,7 +5,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   backends, notePgSkip, createDb, startNode, addUser, connectClient, joinRoom, passwordOf,
-  assertFailure, roomName, metrics, metricSum, delay, randomUUID, startRedis, lobbySession,
+  assertFailure, roomName, metrics, metricSum, delay, randomUUID, startRedis, lobbySession, waitUntil,
 } from './lib/harness.mjs';
 
 for (const backend of backends()) {
@@ -84,6 +84,53 @@ for (const backend of backends()) {
       ben.send('add user', 'ben');
       assert.deepEqual(await ben.waitFor('login'), { numUsers: 2 });
       assert.deepEqual(await ann.waitFor('user joined'), { username: 'ben', numUsers: 2 });
+    });
+  });
+}
+
+// The same relays over Redis 7 sharded pub/sub (SPUBLISH), as Node's createShardedAdapter.
+for (const subscriptionMode of ['static', 'dynamic', 'dynamic-private']) {
+  describe(`sharded pub/sub, ${subscriptionMode} (sqlite)`, { timeout: 60000 }, () => {
+    let redis, db, nodes = [];
+    const clients = [];
+    const connect = async (...args) => { const c = await connectClient(...args); clients.push(c); return c; };
+
+    before(async () => {
+      redis = await startRedis();
+      db = await createDb('sqlite');
+      const env = { REDIS_URL: redis.url, ROOMCAST_REDIS_MODE: 'sharded', ROOMCAST_REDIS_SUBSCRIPTION_MODE: subscriptionMode };
+      nodes.push(await startNode({ db, env }));
+      nodes.push(await startNode({ db, env }));
+      await Promise.all(['alice', 'bob'].map((u) => addUser(db, u, `${u}-pw`)));
+    });
+
+    after(async () => {
+      for (const c of clients) c.close();
+      await Promise.all(nodes.map((n) => n.stop()));
+      await db?.drop().catch(() => {});
+      redis?.stop();
+    });
+
+    it('relays room messages and keeps private rooms private across nodes', async () => {
+      const alice = await connect('v4-websocket', nodes[0].url, passwordOf('alice'));
+      const bob = await connect('v4-polling', nodes[1].url, passwordOf('bob'));
+      const room = roomName('sharded');
+      await joinRoom(alice, room);
+      await joinRoom(bob, room);
+      // Dynamic modes subscribe a room's channel shortly after it appears on a node.
+      await waitUntil(async () => {
+        const m = await alice.ack('sendMessage', { room, message: 'probe' });
+        try {
+          await bob.waitFor('incomingMessage', (x) => x.id === m.id, 300);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'delivery across nodes', 5000, 50);
+      const back = await bob.ack('sendMessage', { room, message: 'back' });
+      const got = await alice.waitFor('incomingMessage', (m) => m.id === back.id);
+      assert.equal(got.message, 'back');
+      assertFailure(await alice.ack('join room', bob.id), 'room_forbidden', 'remote private room');
     });
   });
 }
