@@ -29,6 +29,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ROOMCAST_PING_INTERVAL", "server.ping_interval"),
     ("ROOMCAST_PING_TIMEOUT", "server.ping_timeout"),
     ("ROOMCAST_MAX_PAYLOAD", "server.max_payload"),
+    ("ROOMCAST_MAX_BUFFER", "server.max_buffer"),
     ("ROOMCAST_SHUTDOWN_TIMEOUT", "server.shutdown_timeout"),
     ("ROOMCAST_DRAIN_DELAY", "server.drain_delay"),
     ("DATABASE_URL", "database.url"),
@@ -144,8 +145,13 @@ pub struct ServerConfig {
     /// Engine.IO ping timeout. Default `20s`, as Node's Socket.IO.
     #[serde(with = "humantime_serde")]
     pub ping_timeout: Duration,
-    /// Largest accepted packet in bytes. Default 1 000 000, Node's `maxHttpBufferSize`.
+    /// Largest accepted packet in bytes, on long-polling and WebSocket alike. Default
+    /// 1 000 000, Node's `maxHttpBufferSize`.
     pub max_payload: u64,
+    /// Packets queued for one connection before further emits to it are dropped. Default
+    /// 128 (socketioxide's): bounds the memory a client that stops reading can hold;
+    /// its heartbeat then times out and it is disconnected.
+    pub max_buffer: usize,
     /// How long a graceful shutdown may take before the node exits anyway. Default
     /// `25s`, inside Kubernetes' default grace period of 30 s.
     #[serde(with = "humantime_serde")]
@@ -168,6 +174,7 @@ impl Default for ServerConfig {
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             max_payload: 1_000_000,
+            max_buffer: 128,
             shutdown_timeout: Duration::from_secs(25),
             drain_delay: Duration::ZERO,
         }
@@ -617,6 +624,9 @@ impl Config {
         }
         if self.rooms.resume_ttl.is_zero() {
             return Err(invalid("rooms.resume_ttl", "must be longer than zero"));
+        }
+        if server.max_buffer < 16 {
+            return Err(invalid("server.max_buffer", "must be at least 16 packets"));
         }
         if server.max_payload < 1024 {
             return Err(invalid("server.max_payload", "must be at least 1024 bytes"));

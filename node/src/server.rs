@@ -159,12 +159,20 @@ impl Node {
         let requests = Dispatcher::start(&config, &node_id, db.clone(), metrics.clone()).await?;
         let state = AppState::new(config, node_id, db, auth, metrics, requests);
         let server = &state.config.server;
+        let max_payload = usize::try_from(server.max_payload).unwrap_or(usize::MAX);
 
         let builder = SocketIo::builder()
             .req_path(server.path.clone())
             .ping_interval(server.ping_interval)
             .ping_timeout(server.ping_timeout)
             .max_payload(server.max_payload)
+            // engineioxide applies max_payload to polling bodies only; WebSocket messages
+            // have their own limits (64 MiB by default), held to the same bound here.
+            .ws_max_message_size(max_payload)
+            .ws_max_frame_size(max_payload)
+            // Packets queued per connection; a client that stops reading fills it and
+            // further emits to it are dropped until its heartbeat times out.
+            .max_buffer_size(server.max_buffer)
             .with_state(state.clone());
         for ns in handlers::NAMESPACES {
             // Present the gauge from the start, so dashboards see 0 rather than nothing.
