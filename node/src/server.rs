@@ -281,13 +281,15 @@ impl Node {
             servers.push(serve(router, listener));
         }
         state.db.heartbeat(&state.node_id).await.map_err(std::io::Error::other)?;
-        let heartbeat = tokio::spawn(heartbeat(state.clone(), engine.clone(), shutdown.clone()));
+        // The node beats through its drain too: silent, it would be swept as dead and
+        // its sockets' rows (which reconnecting clients resume from) deleted early.
+        let beating = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat(state.clone(), engine.clone(), beating.clone()));
         state.set_ready(true);
         // Logged once ready: tools wait for this line before connecting.
         tracing::info!(%addr, node = %state.node_id, "listening");
 
         shutdown.cancelled().await;
-        let _ = heartbeat.await;
         let deadline = state.config.server.shutdown_timeout;
         tracing::info!(?deadline, "shutting down");
         state.set_ready(false);
@@ -321,6 +323,8 @@ impl Node {
         if tokio::time::timeout(deadline, drain).await.is_err() {
             tracing::warn!("drain deadline passed; exiting with connections open");
         }
+        beating.cancel();
+        let _ = heartbeat.await;
         // Disconnect handlers may still be running when the deadline hits; rows of
         // this node's sockets must not outlive it.
         let sweep = async {
@@ -341,9 +345,9 @@ impl Node {
     }
 }
 
-/// Records this node's heartbeat and sweeps nodes that stopped beating, until shutdown.
+/// Records this node's heartbeat and sweeps nodes that stopped beating, until `stop`.
 /// A database outage only delays both: the loop logs, counts and tries again.
-async fn heartbeat(state: AppState, engine: Engine, shutdown: CancellationToken) {
+async fn heartbeat(state: AppState, engine: Engine, stop: CancellationToken) {
     let mut tick = tokio::time::interval(state.config.node.heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let dead_after = i64::try_from(state.config.node.dead_after.as_millis()).unwrap_or(i64::MAX);
@@ -355,7 +359,7 @@ async fn heartbeat(state: AppState, engine: Engine, shutdown: CancellationToken)
     let mut store_was_away = false;
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
         let result = async {

@@ -342,6 +342,8 @@ describePg('a node drained with SIGTERM under traffic, behind HAProxy', { timeou
   let redis, db, lb, proxy, dir;
   const nodes = [];
   const clients = [];
+  const everyone = [];
+  let room;
 
   before(async () => {
     redis = await startRedis();
@@ -359,6 +361,9 @@ describePg('a node drained with SIGTERM under traffic, behind HAProxy', { timeou
           // that long, so the clients' reconnections go to the other nodes.
           ROOMCAST_DRAIN_DELAY: '5s',
           ROOMCAST_SHUTDOWN_TIMEOUT: '15s',
+          // A node killed outright is swept after 3 s of silence.
+          ROOMCAST_HEARTBEAT_INTERVAL: '200ms',
+          ROOMCAST_NODE_DEAD_AFTER: '3s',
         },
       }));
       env[`ROOMCAST_NODE${i}_ADDR`] = `127.0.0.1:${nodes[i - 1].port}`;
@@ -409,9 +414,8 @@ describePg('a node drained with SIGTERM under traffic, behind HAProxy', { timeou
     (await waitUntil(() => db.getSession(`roomcast:${client.socket.id}`), `row of ${client.kind}`)).sess.node;
 
   it('moves its clients to the other nodes with their rooms; nothing sent after the move is lost', async () => {
-    const room = roomName('drain');
+    room = roomName('drain');
     const kinds = [['polling'], ['polling', 'websocket']];
-    const everyone = [];
     for (const [i, login] of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'].entries()) {
       const c = await resumingClient(login, kinds[i % 2]);
       await joinRoom(c, room);
@@ -468,6 +472,36 @@ describePg('a node drained with SIGTERM under traffic, behind HAProxy', { timeou
     const rows = await Promise.all(sids.map((sid) => db.getSession(sid)));
     assert.ok(!rows.some((r) => r.sess.node === victimId), 'no row of the drained node is left');
     assert.equal(rows.length, everyone.length, 'one row per client');
+  });
+
+  it('moves the clients of a node killed with SIGKILL; its rows are swept, nothing half-joined', async () => {
+    const homes = await Promise.all(everyone.map(nodeOf));
+    const victimId = homes[0];
+    const victim = nodes.find((n) => n.nodeId === victimId);
+    const moving = everyone.filter((_, i) => homes[i] === victimId);
+    const sender = everyone.find((_, i) => homes[i] !== victimId);
+    assert.ok(sender, 'a client on a surviving node sends');
+    const before = moving.map((c) => c.connects.length);
+
+    victim.child.kill('SIGKILL');
+    for (const [i, c] of moving.entries()) {
+      await waitUntil(() => c.connects.length === before[i] + 1, `${c.kind} reconnected`, 30000, 50);
+    }
+    for (const c of moving) {
+      assert.notEqual(await nodeOf(c), victimId, `${c.kind} moved`);
+      const rooms = (await c.ack('request', { uuid: `k-${Date.now()}`, route: 'rooms.list' })).result.rooms;
+      assert.deepEqual(rooms, [room], `${c.kind} resumed its room from its previous row`);
+      const m = await sender.ack('sendMessage', { room, message: 'after the crash' });
+      await c.waitFor('incomingMessage', (x) => x.id === m.id, 2000);
+    }
+    // Swept within the bound: no row of the dead node, one row per client, and the
+    // room's presence lists every user once.
+    await waitUntil(async () => {
+      const rows = await Promise.all((await db.listSessionIds('roomcast:')).map((sid) => db.getSession(sid)));
+      return rows.every((r) => r.sess.node !== victimId) && rows.length === everyone.length;
+    }, 'the dead node swept', 10000, 100);
+    const presence = await sender.ack('request', { uuid: `p-${Date.now()}`, route: 'presence.room', params: { room } });
+    assert.deepEqual(presence.result.users, ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']);
   });
 });
 
