@@ -170,6 +170,9 @@ pub enum AuthError {
     /// client may retry after `auth.rate_limit.window`.
     #[error("unauthorized: too many failed attempts, retry later")]
     TooManyAttempts,
+    /// More password checks are waiting than the node queues; the client may retry.
+    #[error("service unavailable: too many logins at once")]
+    Busy,
     /// The database did not answer; the client may retry.
     #[error("service unavailable: session store")]
     Unavailable(#[source] DbError),
@@ -182,6 +185,8 @@ pub struct Authenticator {
     jwt: Option<JwtVerifier>,
     session_secret: Option<String>,
     limiter: Arc<limiter::FailureLimiter>,
+    /// Where password checks run (bounded threads and queue).
+    hashing: Arc<password::VerifyPool>,
 }
 
 impl Authenticator {
@@ -192,6 +197,10 @@ impl Authenticator {
             jwt: JwtVerifier::from_config(&config.jwt)?,
             session_secret: config.session.secret.clone(),
             limiter: Arc::new(limiter::FailureLimiter::new(&config.rate_limit)),
+            hashing: Arc::new(password::VerifyPool::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                256,
+            )),
         })
     }
 
@@ -238,10 +247,7 @@ impl Authenticator {
             return Err(AuthError::BadLogin);
         }
         let stored = self.db.password_hash(&login).await.map_err(AuthError::Unavailable)?;
-        let ok =
-            tokio::task::spawn_blocking(move || password::verify(stored.as_deref(), &password))
-                .await
-                .unwrap_or(false);
+        let ok = self.hashing.verify(stored, password).await.map_err(|_| AuthError::Busy)?;
         if ok { Ok(login) } else { Err(AuthError::BadLogin) }
     }
 
