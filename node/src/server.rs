@@ -364,6 +364,7 @@ async fn heartbeat(state: AppState, engine: Engine, stop: CancellationToken) {
         }
         let result = async {
             state.db.heartbeat(&state.node_id).await?;
+            remove_orphan_rows(&state).await?;
             if std::mem::take(&mut store_was_away) {
                 reconcile(&state, &engine).await?;
             }
@@ -392,27 +393,31 @@ async fn heartbeat(state: AppState, engine: Engine, stop: CancellationToken) {
     }
 }
 
-/// After the store was away: rewrites the row of every live socket (joins made during
-/// the outage, or rows another node swept while this one could not beat) and deletes
-/// the rows of sockets that left meanwhile.
-async fn reconcile(state: &AppState, engine: &Engine) -> Result<(), DbError> {
+/// Deletes, in batches, the rows whose deletion failed at disconnect (the store was
+/// away, or a mass disconnect outran the pool); what fails stays for the next tick.
+async fn remove_orphan_rows(state: &AppState) -> Result<(), DbError> {
     let orphans: Vec<String> =
         state.orphan_rows.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
-    for (i, sid) in orphans.iter().enumerate() {
-        if let Err(e) = state.db.delete_session(sid).await {
-            // Keep what is left for the next attempt.
-            state
-                .orphan_rows
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend(orphans[i..].iter().cloned());
+    for (i, batch) in orphans.chunks(500).enumerate() {
+        if let Err(e) = state.db.delete_sessions(batch).await {
+            let left = orphans[i * 500..].iter().cloned();
+            state.orphan_rows.lock().unwrap_or_else(|e| e.into_inner()).extend(left);
             return Err(e);
         }
     }
+    if !orphans.is_empty() {
+        tracing::info!(rows = orphans.len(), "session rows of departed sockets removed");
+    }
+    Ok(())
+}
+
+/// After the store was away: rewrites the row of every live socket (joins made during
+/// the outage, or rows another node swept while this one could not beat).
+async fn reconcile(state: &AppState, engine: &Engine) -> Result<(), DbError> {
     let members = engine.members();
     for member in &members {
         member.insert_row(&state.db, state.config.database.session_ttl).await?;
     }
-    tracing::info!(live = members.len(), removed = orphans.len(), "session rows reconciled");
+    tracing::info!(live = members.len(), "session rows reconciled");
     Ok(())
 }

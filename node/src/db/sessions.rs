@@ -80,6 +80,18 @@ impl Db {
         Ok(())
     }
 
+    /// Deletes many rows in one statement; returns how many were there.
+    pub async fn delete_sessions(&self, sids: &[String]) -> Result<u64, DbError> {
+        let sids = serde_json::to_string(sids).unwrap_or_else(|_| "[]".into());
+        let done = on_pool!(
+            self,
+            "DELETE FROM express_sessions WHERE sid IN (SELECT value FROM json_each($1))",
+            "DELETE FROM express_sessions WHERE sid IN (SELECT json_array_elements_text($1::json))",
+            |pool, sql| sqlx::query(sql).bind(sids).execute(pool).await?.rows_affected()
+        );
+        Ok(done)
+    }
+
     /// Pushes the expiry of every socket row a node wrote to `ttl_secs` from now, so
     /// that long-lived connections outlive `database.session_ttl`; returns how many.
     pub async fn refresh_node_sessions(
@@ -180,6 +192,21 @@ mod tests {
             assert!(db.live_session("roomcast:n1x").await.expect("get").is_some(), "refreshed");
             assert_eq!(db.delete_node_sessions("n1").await.expect("sweep"), 2);
             assert!(db.live_session("express").await.expect("get").is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn rows_are_deleted_in_batches() {
+        for t in testing::all().await {
+            for sid in ["roomcast:a", "roomcast:b", "keep"] {
+                t.db.put_session(sid, &json!({"user": "a"}), 60).await.expect("put");
+            }
+            let gone =
+                ["roomcast:a".to_owned(), "roomcast:b".to_owned(), "roomcast:none".to_owned()];
+            assert_eq!(t.db.delete_sessions(&gone).await.expect("delete"), 2);
+            assert_eq!(t.db.delete_sessions(&[]).await.expect("delete"), 0);
+            assert!(t.db.live_session("keep").await.expect("get").is_some());
+            assert_eq!(t.db.live_session("roomcast:a").await.expect("get"), None);
         }
     }
 
