@@ -21,7 +21,7 @@ PRODUCTION = {
         "keys": {"databaseUrl": "db-url", "redisUrl": "redis-url",
                  "jwtSecret": "jwt", "sessionSecret": "express-session"},
     },
-    "config": {"corsOrigins": "https://app.example.com", "otlpEndpoint": "http://otel-collector:4317",
+    "config": {"corsOrigins": "https://app.example.com", "otlpEndpoint": "http://otel-collector:4318",
                "extraEnv": {"ROOMCAST_ROOMS_MAX_PER_SOCKET": "50"}},
     "drain": {"preStopSleepSeconds": 10, "shutdownTimeoutSeconds": 40, "terminationGracePeriodSeconds": 60},
     "ingress": {"enabled": True, "host": "rt.example.com", "tlsSecretName": "rt-tls",
@@ -181,7 +181,7 @@ def test_production_values(chart):
     assert env["ROOMCAST_SESSION_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == "express-session"
     assert c["image"] == "registry.example.com/roomcast:1.2.3"
     cm = kinds["ConfigMap"][0]["data"]
-    assert cm["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317"
+    assert cm["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
     assert cm["ROOMCAST_ROOMS_MAX_PER_SOCKET"] == "50"
     assert cm["ROOMCAST_SHUTDOWN_TIMEOUT"] == "40s"
     assert "rt.example.com" in out["roomcast/templates/NOTES.txt"]
