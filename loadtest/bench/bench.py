@@ -171,6 +171,11 @@ def clean_env(extra):
     return env
 
 
+def loadavg():
+    """1-minute load average: the machine is shared, so say how busy it was."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 def rss_kib(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -235,13 +240,14 @@ class Node:
         return counts
 
 
-def start_cluster(procs, system, binary, redis_url, db_url):
+def start_cluster(procs, system, binary, redis_url, db_url, extra_env):
     nodes = []
     for i in range(3):
         common = {**JWT, "REDIS_URL": redis_url, "DATABASE_URL": db_url, "ROOMCAST_LISTEN": "127.0.0.1:0",
                   "ROOMCAST_NODE_ID": f"{system}-{i}", "ROOMCAST_REDIS_KEY": f"bench-{system}"}
         if system == "roomcast":
-            env = clean_env({**common, "ROOMCAST_LOG_FORMAT": "json", "ROOMCAST_LOG_LEVEL": "warn,roomcast_node::server=info"})
+            env = clean_env({**common, "ROOMCAST_LOG_FORMAT": "json", "ROOMCAST_LOG_LEVEL": "warn,roomcast_node::server=info",
+                             **extra_env})
             nodes.append(Node(procs, f"roomcast-{i}", [str(binary), "serve"], env))
         else:
             env = clean_env(common)
@@ -298,6 +304,7 @@ def measure_idle(procs, gen, token, nodes, per_node, hold, settle):
     time.sleep(settle)
     held = [n.rss() for n in nodes]
     results = [g.result(timeout=hold + 120) for g in gens]
+    load = loadavg()
     connected = [r["connected"] for r in results]
     per_conn = [(h - b) * 1024 / c if c else None for b, h, c in zip(base, held, connected)]
     valid = [p for p in per_conn if p is not None]
@@ -310,6 +317,7 @@ def measure_idle(procs, gen, token, nodes, per_node, hold, settle):
         "bytes_per_conn_mean": sum(valid) / len(valid) if valid else None,
         "errors": sum(r["errors"] for r in results),
         "handshakes_per_s_during_ramp": sum(r["handshakes_per_s"] for r in results),
+        "loadavg_after": load,
         "generators": results,
     }
 
@@ -320,34 +328,104 @@ def run_gen(procs, gen, token, nodes, mode_args, timeout):
     g = Generator(procs, gen, token, nodes, mode_args, 16)
     result = g.result(timeout=timeout)
     result["server_cpu_s"] = [round(n.cpu_s() - b, 2) for n, b in zip(nodes, before)]
+    result["loadavg_after"] = loadavg()
     return result
 
 
+def wait_rows_gone(pg, db_url, timeout=180):
+    """Seconds until the sockets' session rows are all deleted (None: not within timeout).
+
+    Disconnects are cleaned up asynchronously; the next step must not start while the
+    previous one's deletes still hold the database pool.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if pg.rows(db_url, "SELECT count(*) FROM express_sessions WHERE sid LIKE 'roomcast:%'") == "0":
+            return round(time.monotonic() - started, 1)
+        time.sleep(1)
+    return None
+
+
+class Cluster:
+    """A 3-node cluster of one system, restarted between steps so that no step inherits
+    another's backlog (an overloaded Node.js server keeps draining for minutes)."""
+
+    def __init__(self, args, procs, system, binary, redis_url, db_url, pg):
+        self.args, self.procs, self.system, self.binary = args, procs, system, binary
+        self.redis_url, self.db_url, self.pg = redis_url, db_url, pg
+        self.nodes = []
+        self.warnings = {}
+
+    def start(self):
+        self.stop()
+        self.nodes = start_cluster(self.procs, self.system, self.binary, self.redis_url, self.db_url,
+                                   self.args.roomcast_env if self.system == "roomcast" else {})
+        time.sleep(2)
+        return self.nodes
+
+    def stop(self):
+        for n in self.nodes:
+            self.procs.stop(n.proc)
+            for msg, c in n.warnings().items():
+                self.warnings[msg] = self.warnings.get(msg, 0) + c
+        self.nodes = []
+        # A node's own shutdown sweep removes its rows; this only waits for it.
+        wait_rows_gone(self.pg, self.db_url, timeout=30)
+
+
 def bench_system(args, procs, system, binary, gen, token, redis_url, db_url, pg):
-    log(f"{system}: starting 3 nodes")
-    nodes = start_cluster(procs, system, binary, redis_url, db_url)
-    res = {"nodes": [n.addr for n in nodes]}
-    time.sleep(2)
-    if args.idle_per_node:
+    c = Cluster(args, procs, system, binary, redis_url, db_url, pg)
+    res = {}
+    if args.idle_per_node and "idle" in args.only:
+        nodes = c.start()
         log(f"{system}: idle {args.idle_per_node}/node")
         res["idle"] = measure_idle(procs, gen, token, nodes, args.idle_per_node, args.hold, args.settle)
-        time.sleep(3)
-    res["rows_after_idle"] = pg.rows(db_url, "SELECT count(*) FROM express_sessions WHERE sid LIKE 'roomcast:%'")
-    if system == "roomcast" and args.capacity_total:
-        per = -(-args.capacity_total // 3)
-        log(f"{system}: capacity {per * 3} connections")
-        res["capacity"] = measure_idle(procs, gen, token, nodes, per, args.hold, args.settle)
-        time.sleep(3)
+        res["idle"]["rows_cleanup_s"] = wait_rows_gone(pg, db_url, args.cleanup_wait)
+        res["idle"]["rows_left"] = int(pg.rows(db_url, "SELECT count(*) FROM express_sessions WHERE sid LIKE 'roomcast:%'") or 0)
+        if system == "roomcast" and args.capacity_total and "capacity" in args.only:
+            per = -(-args.capacity_total // 3)
+            log(f"{system}: capacity {per * 3} connections")
+            cap = measure_idle(procs, gen, token, nodes, per, args.hold, args.settle)
+            # Per connection against the fresh nodes' RSS (before the idle step): the
+            # RSS right before this step still holds what the idle step's sockets freed.
+            fresh = res["idle"]["rss_base_kib"]
+            cap["bytes_per_conn_vs_fresh"] = [(h - b) * 1024 / n if n else None
+                                              for b, h, n in zip(fresh, cap["rss_held_kib"], cap["connected"])]
+            cap["rows_cleanup_s"] = wait_rows_gone(pg, db_url, args.cleanup_wait)
+            cap["rows_left"] = int(pg.rows(db_url, "SELECT count(*) FROM express_sessions WHERE sid LIKE 'roomcast:%'") or 0)
+            res["capacity"] = cap
+    if "requests" in args.only:
+        nodes = c.start()
+        log(f"{system}: requests at {args.request_rate}/s")
+        res["requests"] = run_gen(procs, gen, token, nodes, [
+            "requests", "--clients", str(args.request_clients), "--rate", str(args.request_rate),
+            "--duration", str(args.duration)], timeout=900)
+    if "handshakes" in args.only:
+        nodes = c.start()
+        log(f"{system}: handshakes")
+        res["handshakes"] = run_gen(procs, gen, token, nodes, [
+            "handshakes", "--concurrency", str(args.handshake_concurrency), "--duration", str(args.duration)],
+            timeout=900)
+    if "fanout" in args.only:
+        fanout(args, c, system, gen, token, res)
+    c.stop()
+    res["node_warnings"] = c.warnings
+    return res
+
+
+def fanout(args, c, system, gen, token, res):
+    nodes = c.start()
     log(f"{system}: fan-out latency at {args.fanout_rate} msg/s to {args.fanout_members} members")
-    res["fanout_latency"] = run_gen(procs, gen, token, nodes, [
+    res["fanout_latency"] = run_gen(c.procs, gen, token, nodes, [
         "fanout", "--members", str(args.fanout_members), "--senders", "3", "--rate", str(args.fanout_rate),
         "--duration", str(args.duration), "--room", "bench-lat"], timeout=900)
-    # Throughput: offered rates stepped up; the best rate delivered in full (≥ 99 %) is
-    # the sustained figure, the best rate over all steps the peak.
+    # Throughput: offered rates stepped up, each on fresh nodes; the best rate delivered
+    # in full (≥ 99 %) is the sustained figure, the best over all steps the peak.
     res["fanout_sweep"] = []
     for rate in args.fanout_rates:
+        nodes = c.start()
         log(f"{system}: fan-out throughput at {rate} msg/s offered")
-        res["fanout_sweep"].append(run_gen(procs, gen, token, nodes, [
+        res["fanout_sweep"].append(run_gen(c.procs, gen, token, nodes, [
             "fanout", "--members", str(args.fanout_members), "--senders", "3", "--rate", str(rate),
             "--duration", str(args.duration), "--drain", "5", "--room", f"bench-max-{rate}"], timeout=900))
     full = [r for r in res["fanout_sweep"] if r["delivery_ratio"] >= 0.99]
@@ -355,20 +433,6 @@ def bench_system(args, procs, system, binary, gen, token, redis_url, db_url, pg)
         "sustained": max(full, key=lambda r: r["deliveries_per_s"]) if full else None,
         "peak": max(res["fanout_sweep"], key=lambda r: r["deliveries_per_s"]),
     }
-    log(f"{system}: requests at {args.request_rate}/s")
-    res["requests"] = run_gen(procs, gen, token, nodes, [
-        "requests", "--clients", str(args.request_clients), "--rate", str(args.request_rate),
-        "--duration", str(args.duration)], timeout=900)
-    log(f"{system}: handshakes")
-    res["handshakes"] = run_gen(procs, gen, token, nodes, [
-        "handshakes", "--concurrency", str(args.handshake_concurrency), "--duration", str(args.duration)], timeout=900)
-    res["node_warnings"] = {}
-    for n in nodes:
-        for msg, c in n.warnings().items():
-            res["node_warnings"][msg] = res["node_warnings"].get(msg, 0) + c
-    for n in nodes:
-        procs.stop(n.proc)
-    return res
 
 
 def machine():
@@ -417,6 +481,8 @@ def report(args, results, mach, command):
             ri["bytes_per_conn_mean"], ni["bytes_per_conn_mean"], "lower", "ratio ≤ 0.5")
         row("handshakes/s during the idle ramp (3 generators, 128 in flight each)",
             ri["handshakes_per_s_during_ramp"], ni["handshakes_per_s_during_ramp"], "higher")
+        row("seconds until every session row of those sockets was deleted, after they closed",
+            ri["rows_cleanup_s"], ni["rows_cleanup_s"], "lower")
     rs, ns = r["fanout_throughput"]["sustained"], n["fanout_throughput"]["sustained"]
     get = lambda x, k: x[k] if x else None
     row(f"fan-out deliveries/s, sustained (best step delivered ≥ 99 %, {args.fanout_members} members over 3 nodes)",
@@ -450,14 +516,20 @@ def report(args, results, mach, command):
             sweep.append(f"| {name} | {fmt(step['offered_rate'], 0)} | {fmt(step['deliveries_per_s'], 0)} | "
                          f"{step['delivery_ratio'] * 100:.1f} % | {fmt(step['latency']['p50_ms'])} | "
                          f"{fmt(step['latency']['p99_ms'])} | {fmt(sum(step['server_cpu_s']))} |")
+    loads = [v["loadavg_after"] for x in (r, n) for v in runs(x) if isinstance(v, dict) and "loadavg_after" in v]
+    load_line = (f"1-minute load average after each step: {min(loads):.1f}–{max(loads):.1f} on {mach['nproc']} cores "
+                 "(anything above the benchmark's own load is other work on the shared machine).") if loads else ""
     warn = lambda x: ", ".join(f"{k} ×{v}" for k, v in sorted(x["node_warnings"].items())) or "none"
 
     cap = r.get("capacity")
     cap_line = ""
     if cap:
-        cap_line = (f"\n**Capacity**: {sum(cap['connected']):,} of {cap['per_node_target'] * 3:,} connections held across 3 "
-                    f"Roomcast nodes ({cap['connected']}), errors: {cap['errors']}, RSS per connection "
-                    f"{fmt(cap['bytes_per_conn_mean'])} bytes, RSS held per node {[round(k / 1024) for k in cap['rss_held_kib']]} MiB.\n")
+        per = [p for p in cap["bytes_per_conn_vs_fresh"] if p is not None]
+        cap_line = (f"\n**Capacity** (Roomcast): {sum(cap['connected']):,} of {cap['per_node_target'] * 3:,} connections "
+                    f"held across 3 nodes ({cap['connected']}), generator-side errors: {cap['errors']}, "
+                    f"RSS held per node {[round(k / 1024) for k in cap['rss_held_kib']]} MiB "
+                    f"({fmt(sum(per) / len(per) if per else None)} bytes per connection over the fresh nodes' RSS); "
+                    f"session rows of the 50k disconnects all deleted {cap['rows_cleanup_s']} s after the sockets closed.\n")
 
     mach_lines = "\n".join(f"| {k} | {v} |" for k, v in mach.items())
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -495,7 +567,10 @@ Fan-out sweep (each step {args.duration:g} s of sending, {args.fanout_members} m
 
 Warnings the servers logged during the whole run: Roomcast: {warn(r)}; Node: {warn(n)}.
 
-How each figure is made:
+{load_line}
+
+How each figure is made (each step on freshly started nodes, except that the capacity
+step follows the idle step on the same nodes):
 
 - RSS: `VmRSS` of each node from `/proc/<pid>/status` before the sockets and while
   {args.idle_per_node} authenticated sockets per node are held ({args.settle} s after the last
@@ -512,6 +587,8 @@ How each figure is made:
 
 
 def main():
+    # SIGTERM unwinds like an error, so the finally blocks stop what was started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--idle-per-node", type=int, default=15000)
     ap.add_argument("--capacity-total", type=int, default=50000, help="Roomcast only; 0 skips")
@@ -526,13 +603,24 @@ def main():
     ap.add_argument("--handshake-concurrency", type=int, default=64)
     ap.add_argument("--duration", type=float, default=15)
     ap.add_argument("--systems", default="roomcast,node")
+    ap.add_argument("--only", type=lambda v: set(v.split(",")), default={"idle", "capacity", "fanout", "requests", "handshakes"},
+                    help="steps to run, comma-separated (idle,capacity,fanout,requests,handshakes); BENCHMARKS.md needs all")
+    ap.add_argument("--roomcast-bin", help="a roomcast binary to use instead of the release build (tuning experiments)")
+    ap.add_argument("--roomcast-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment for the Roomcast nodes (tuning experiments)")
+    ap.add_argument("--cleanup-wait", type=float, default=120,
+                    help="seconds to wait for the session rows of closed sockets to be deleted")
+    ap.add_argument("--results", default=str(REPO / "loadtest" / "results" / "bench.json"))
     ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"))
     args = ap.parse_args()
+    args.roomcast_env = dict(kv.split("=", 1) for kv in args.roomcast_env)
     command = "scripts/bench " + " ".join(sys.argv[1:])
 
     target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
     ensure_tools()
     binary, gen = build(target_dir)
+    if args.roomcast_bin:
+        binary = Path(args.roomcast_bin).resolve()
     procs = Procs()
     results = {}
     with tempfile.TemporaryDirectory(prefix="roomcast-bench-") as tmp:
@@ -554,10 +642,12 @@ def main():
     results["machine"] = machine()
     results["args"] = vars(args)
     results["command"] = command
-    res_dir = REPO / "loadtest" / "results"
-    res_dir.mkdir(exist_ok=True)
-    (res_dir / "bench.json").write_text(json.dumps(results, indent=2))
-    if "roomcast" in results and "node" in results:
+    results["args"]["only"] = sorted(args.only)
+    Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.results).write_text(json.dumps(results, indent=2))
+    log(f"wrote {args.results}")
+    complete = len(args.only) == 5 and not args.roomcast_bin and not args.roomcast_env
+    if "roomcast" in results and "node" in results and complete:
         Path(args.out).write_text(report(args, results, results["machine"], command))
         log(f"wrote {args.out}")
     print(json.dumps({k: results[k] for k in results if k in ("roomcast", "node")}, indent=1)[:4000])
