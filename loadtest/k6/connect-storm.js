@@ -31,6 +31,9 @@ export const options = {
   },
 };
 
+// The first few refusals of each VU are printed, so a failed run says why.
+let reported = 0;
+
 export default function () {
   const started = Date.now();
   const socket = new SocketIO(TARGET, {
@@ -43,6 +46,7 @@ export default function () {
     },
     onConnectError: (message) => {
       connectOk.add(false);
+      if (reported++ < 3) console.warn(`VU ${__VU}: connect failed: ${message}`);
       connectErrors.add(1, { message: String(message).slice(0, 60) });
     },
   });
