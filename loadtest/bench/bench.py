@@ -525,7 +525,6 @@ def report(args, results, mach, command):
     cap = r.get("capacity")
     cap_line = ""
     if cap:
-        per = [p for p in cap["bytes_per_conn_vs_fresh"] if p is not None]
         cap_line = (f"\n**Capacity** (Roomcast): {sum(cap['connected']):,} of {cap['per_node_target'] * 3:,} connections "
                     f"held across 3 nodes ({cap['connected']}), generator-side errors: {cap['errors']}, "
                     f"RSS per node {[round(k / 1024) for k in cap['rss_base_kib']]} MiB before the step (after the idle "
@@ -623,19 +622,19 @@ def main():
     ap.add_argument("--settle", type=float, default=5)
     ap.add_argument("--fanout-members", type=int, default=3000)
     ap.add_argument("--fanout-rate", type=float, default=20)
-    ap.add_argument("--fanout-rates", type=lambda v: [float(x) for x in v.split(",")], default=[100, 200, 400, 800],
+    ap.add_argument("--fanout-rates", type=lambda v: [float(x) for x in v.split(",")], default=[25, 50, 100, 200, 400],
                     help="offered msg/s for the throughput sweep, comma-separated")
     ap.add_argument("--request-clients", type=int, default=300)
     ap.add_argument("--request-rate", type=float, default=1000)
     ap.add_argument("--handshake-concurrency", type=int, default=64)
-    ap.add_argument("--duration", type=float, default=15)
+    ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--systems", default="roomcast,node")
     ap.add_argument("--only", type=lambda v: set(v.split(",")), default={"idle", "capacity", "fanout", "requests", "handshakes"},
                     help="steps to run, comma-separated (idle,capacity,fanout,requests,handshakes); BENCHMARKS.md needs all")
     ap.add_argument("--roomcast-bin", help="a roomcast binary to use instead of the release build (tuning experiments)")
     ap.add_argument("--roomcast-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the Roomcast nodes (tuning experiments)")
-    ap.add_argument("--cleanup-wait", type=float, default=120,
+    ap.add_argument("--cleanup-wait", type=float, default=60,
                     help="seconds to wait for the session rows of closed sockets to be deleted")
     ap.add_argument("--report-only", metavar="JSON", help="rewrite BENCHMARKS.md from a results file; runs nothing")
     ap.add_argument("--results", default=str(REPO / "loadtest" / "results" / "bench.json"))
