@@ -292,10 +292,11 @@ class Generator:
             sys.exit(f"generator failed ({self.proc.returncode}): {' '.join(self.cmd)}\n{''.join(self.stderr[-20:])}{text[-2000:]}")
 
 
-def measure_idle(procs, gen, token, nodes, per_node, hold, settle):
+def measure_idle(procs, gen, token, nodes, per_node, hold, settle, namespace="/"):
     """One generator process per node (20k open files per process); RSS read while held."""
     base = [n.rss() for n in nodes]
-    gens = [Generator(procs, gen, token, [n], ["idle", "--connections", str(per_node), "--hold", str(hold)], 16)
+    gens = [Generator(procs, gen, token, [n], ["--namespace", namespace, "idle", "--connections", str(per_node),
+                                                "--hold", str(hold)], 16)
             for n in nodes]
     limit = time.monotonic() + 600
     for g in gens:
@@ -379,7 +380,8 @@ def bench_system(args, procs, system, binary, gen, token, redis_url, db_url, pg)
     if args.idle_per_node and "idle" in args.only:
         nodes = c.start()
         log(f"{system}: idle {args.idle_per_node}/node")
-        res["idle"] = measure_idle(procs, gen, token, nodes, args.idle_per_node, args.hold, args.settle)
+        res["idle"] = measure_idle(procs, gen, token, nodes, args.idle_per_node, args.hold, args.settle,
+                                   args.idle_namespace)
         res["idle"]["rows_cleanup_s"] = wait_rows_gone(pg, db_url, args.cleanup_wait)
         res["idle"]["rows_left"] = int(pg.rows(db_url, "SELECT count(*) FROM express_sessions WHERE sid LIKE 'roomcast:%'") or 0)
         if system == "roomcast" and args.capacity_total and "capacity" in args.only:
@@ -634,6 +636,8 @@ def main():
     ap.add_argument("--roomcast-bin", help="a roomcast binary to use instead of the release build (tuning experiments)")
     ap.add_argument("--roomcast-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the Roomcast nodes (tuning experiments)")
+    ap.add_argument("--idle-namespace", default="/",
+                    help="namespace of the idle step (a guest one such as /chat measures a socket without a session)")
     ap.add_argument("--cleanup-wait", type=float, default=60,
                     help="seconds to wait for the session rows of closed sockets to be deleted")
     ap.add_argument("--report-only", metavar="JSON", help="rewrite BENCHMARKS.md from a results file; runs nothing")
@@ -680,7 +684,7 @@ def main():
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(json.dumps(results, indent=2))
     log(f"wrote {args.results}")
-    complete = len(args.only) == 5 and not args.roomcast_bin and not args.roomcast_env
+    complete = len(args.only) == 5 and not args.roomcast_bin and not args.roomcast_env and args.idle_namespace == "/"
     if "roomcast" in results and "node" in results and complete:
         Path(args.out).write_text(report(args, results, results["machine"], command))
         log(f"wrote {args.out}")

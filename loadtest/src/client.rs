@@ -118,17 +118,23 @@ pub struct Connected {
 pub async fn connect(
     target: &Target,
     sources: &Sources,
+    nsp: &str,
     auth: &Value,
     timeout: Duration,
 ) -> Result<Connected, ConnectError> {
     let started = Instant::now();
-    let ws = tokio::time::timeout(timeout, handshake(target, sources, auth))
+    let ws = tokio::time::timeout(timeout, handshake(target, sources, nsp, auth))
         .await
         .map_err(|_| ConnectError::Timeout)??;
     Ok(Connected { ws, elapsed: started.elapsed() })
 }
 
-async fn handshake(target: &Target, sources: &Sources, auth: &Value) -> Result<Ws, ConnectError> {
+async fn handshake(
+    target: &Target,
+    sources: &Sources,
+    nsp: &str,
+    auth: &Value,
+) -> Result<Ws, ConnectError> {
     let socket = TcpSocket::new_v4().map_err(ConnectError::Tcp)?;
     if let Some(ip) = sources.pick() {
         socket.bind(SocketAddr::new(ip, 0)).map_err(ConnectError::Tcp)?;
@@ -145,13 +151,15 @@ async fn handshake(target: &Target, sources: &Sources, auth: &Value) -> Result<W
     if !matches!(framing::decode(&open), Ok(EnginePacket::Open(_))) {
         return Err(ConnectError::Protocol(format!("expected open packet, got {open:.40}")));
     }
-    send(&mut ws, framing::connect(auth)).await?;
+    send(&mut ws, framing::connect(nsp, auth)).await?;
     loop {
         let text = next_text(&mut ws).await?;
         match framing::decode(&text) {
             Ok(EnginePacket::Ping) => send(&mut ws, "3".into()).await?,
-            Ok(EnginePacket::Message(p)) if p.kind == SioKind::Connect => return Ok(ws),
-            Ok(EnginePacket::Message(p)) if p.kind == SioKind::ConnectError => {
+            Ok(EnginePacket::Message(p)) if p.kind == SioKind::Connect && p.nsp == nsp => {
+                return Ok(ws);
+            }
+            Ok(EnginePacket::Message(p)) if p.kind == SioKind::ConnectError && p.nsp == nsp => {
                 let message = serde_json::from_str::<Value>(p.data)
                     .ok()
                     .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))

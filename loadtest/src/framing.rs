@@ -120,9 +120,9 @@ fn decode_sio(s: &str) -> Result<SioPacket<'_>, FrameError> {
     Ok(SioPacket { kind, nsp, ack, data: &rest[digits..] })
 }
 
-/// `40{auth}`: CONNECT to the default namespace with the handshake `auth` payload.
-pub fn connect(auth: &Value) -> String {
-    format!("40{auth}")
+/// `40[/nsp,]{auth}`: CONNECT to a namespace with the handshake `auth` payload.
+pub fn connect(nsp: &str, auth: &Value) -> String {
+    if nsp == "/" { format!("40{auth}") } else { format!("40{nsp},{auth}") }
 }
 
 /// `42[ack]["event",data]`: an event on the default namespace.
@@ -224,7 +224,8 @@ mod tests {
 
         let frame = event("say \"hi\"", &json!({"a": 1}), None);
         assert_eq!(frame, r#"42["say \"hi\"",{"a":1}]"#);
-        assert_eq!(connect(&json!({"token": "t"})), r#"40{"token":"t"}"#);
+        assert_eq!(connect("/", &json!({"token": "t"})), r#"40{"token":"t"}"#);
+        assert_eq!(connect("/chat", &json!({})), r#"40/chat,{}"#);
     }
 
     #[test]

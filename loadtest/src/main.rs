@@ -41,6 +41,10 @@ struct Common {
     /// Password for `--login`.
     #[arg(long, env = "LOADTEST_PASSWORD", hide_env_values = true, global = true)]
     password: Option<String>,
+    /// Namespace for `idle` and `handshakes` (e.g. a guest namespace such as `/chat`,
+    /// to compare a socket's cost with and without Roomcast's per-socket session).
+    #[arg(long, default_value = "/", global = true)]
+    namespace: String,
     /// Source addresses 127.0.0.2 ... 127.0.0.(N+1); 0 lets the kernel pick 127.0.0.1.
     #[arg(long, default_value_t = 16, global = true)]
     sources: u8,
@@ -126,12 +130,16 @@ fn ctx(common: &Common) -> anyhow::Result<Ctx> {
         (None, Some(login), Some(password)) => json!({ "login": login, "password": password }),
         _ => bail!("credentials needed: --token (or LOADTEST_TOKEN), or --login and --password"),
     };
+    if !common.namespace.starts_with('/') {
+        bail!("--namespace must start with /");
+    }
     if common.connect_concurrency == 0 {
         bail!("--connect-concurrency must be at least 1");
     }
     Ok(Ctx {
         targets,
         sources: Sources::loopback(common.sources),
+        namespace: common.namespace.clone(),
         auth,
         connect_concurrency: common.connect_concurrency,
         connect_timeout: seconds("connect-timeout", common.connect_timeout)?,
@@ -142,6 +150,9 @@ fn ctx(common: &Common) -> anyhow::Result<Ctx> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let ctx = Arc::new(ctx(&cli.common)?);
+    if ctx.namespace != "/" && matches!(cli.mode, Mode::Fanout { .. } | Mode::Requests { .. }) {
+        bail!("fanout and requests speak the workspace protocol of `/`: drop --namespace");
+    }
     let result = match cli.mode {
         Mode::Idle { connections, hold } => {
             modes::idle(ctx, connections, seconds("hold", hold)?).await

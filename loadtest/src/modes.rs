@@ -21,6 +21,9 @@ pub struct Ctx {
     pub targets: Vec<Target>,
     /// Source addresses.
     pub sources: Sources,
+    /// The namespace to connect to (`idle` and `handshakes`; the other modes speak the
+    /// workspace protocol of `/`).
+    pub namespace: String,
     /// The handshake `auth` payload.
     pub auth: Value,
     /// Handshakes in flight at once while ramping up.
@@ -38,6 +41,7 @@ impl Ctx {
         json!({
             "targets": self.targets.iter().map(|t| t.url.clone()).collect::<Vec<_>>(),
             "connect_concurrency": self.connect_concurrency,
+            "namespace": self.namespace,
         })
     }
 }
@@ -103,8 +107,14 @@ pub async fn idle(ctx: Arc<Ctx>, connections: usize, hold: Duration) -> Value {
         let (ctx, sem, tx, stop) = (ctx.clone(), sem.clone(), tx.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let permit = sem.acquire_owned().await;
-            let result =
-                client::connect(ctx.target(i), &ctx.sources, &ctx.auth, ctx.connect_timeout).await;
+            let result = client::connect(
+                ctx.target(i),
+                &ctx.sources,
+                &ctx.namespace,
+                &ctx.auth,
+                ctx.connect_timeout,
+            )
+            .await;
             drop(permit);
             let mut ws = match result {
                 Ok(c) => {
@@ -249,7 +259,7 @@ pub async fn fanout(ctx: Arc<Ctx>, cfg: Fanout) -> Value {
             let mut st = MemberStats::default();
             let permit = sem.acquire_owned().await;
             let connected =
-                client::connect(ctx.target(i), &ctx.sources, &ctx.auth, ctx.connect_timeout).await;
+                client::connect(ctx.target(i), &ctx.sources, &ctx.namespace, &ctx.auth, ctx.connect_timeout).await;
             let mut ws = match connected {
                 Ok(c) => c.ws,
                 Err(e) => {
@@ -389,7 +399,7 @@ pub async fn requests(ctx: Arc<Ctx>, clients: usize, rate: f64, duration: Durati
             let (sent, replies, acks, rtt, errors) = (&mut st.0, &mut st.1, &mut st.2, &mut st.3, &mut st.4);
             let permit = sem.acquire_owned().await;
             let connected =
-                client::connect(ctx.target(i), &ctx.sources, &ctx.auth, ctx.connect_timeout).await;
+                client::connect(ctx.target(i), &ctx.sources, &ctx.namespace, &ctx.auth, ctx.connect_timeout).await;
             drop(permit);
             let mut ws = match connected {
                 Ok(c) => {
@@ -510,8 +520,14 @@ pub async fn handshakes(ctx: Arc<Ctx>, concurrency: usize, duration: Duration) -
             let (mut ok, mut lat, mut errors) = (0u64, Latencies::default(), Errors::default());
             let mut n = i;
             while Instant::now() < until {
-                match client::connect(ctx.target(n), &ctx.sources, &ctx.auth, ctx.connect_timeout)
-                    .await
+                match client::connect(
+                    ctx.target(n),
+                    &ctx.sources,
+                    &ctx.namespace,
+                    &ctx.auth,
+                    ctx.connect_timeout,
+                )
+                .await
                 {
                     Ok(c) => {
                         ok += 1;
