@@ -173,6 +173,7 @@ impl Node {
             // Packets queued per connection; a client that stops reading fills it and
             // further emits to it are dropped until its heartbeat times out.
             .max_buffer_size(server.max_buffer)
+            .ws_read_buffer_size(server.ws_read_buffer)
             .with_state(state.clone());
         for ns in handlers::NAMESPACES {
             // Present the gauge from the start, so dashboards see 0 rather than nothing.
