@@ -611,7 +611,14 @@ step follows the idle step on the same nodes):
   3 nodes; round trip = reply event `request <uuid>` received − timestamp in the params.
 - Handshakes: loops of TCP connect, WebSocket upgrade, Engine.IO open, CONNECT with
   the token, CONNECT reply, close.
-"""
+{sharded_section()}"""
+
+
+def sharded_section():
+    """The classic-vs-sharded adapter benchmark (its own command, `shard_bench`), kept in
+    adapter/BENCHMARKS-sharded.md and carried into this report."""
+    path = REPO / "adapter" / "BENCHMARKS-sharded.md"
+    return "\n" + path.read_text() if path.exists() else ""
 
 
 def main():
