@@ -5,7 +5,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   backends, notePgSkip, createDb, startNode, addUser, connectClient, joinRoom, passwordOf,
-  assertFailure, roomName, metrics, metricSum, delay, randomUUID, startRedis, lobbySession, waitUntil,
+  assertFailure, roomName, metrics, metricSum, delay, randomUUID, startRedis, lobbySession, untilDelivered,
 } from './lib/harness.mjs';
 
 for (const backend of backends()) {
@@ -118,15 +118,7 @@ for (const subscriptionMode of ['static', 'dynamic', 'dynamic-private']) {
       await joinRoom(alice, room);
       await joinRoom(bob, room);
       // Dynamic modes subscribe a room's channel shortly after it appears on a node.
-      await waitUntil(async () => {
-        const m = await alice.ack('sendMessage', { room, message: 'probe' });
-        try {
-          await bob.waitFor('incomingMessage', (x) => x.id === m.id, 300);
-          return true;
-        } catch {
-          return false;
-        }
-      }, 'delivery across nodes', 5000, 50);
+      await untilDelivered(alice, bob, room, 'delivery across nodes');
       const back = await bob.ack('sendMessage', { room, message: 'back' });
       const got = await alice.waitFor('incomingMessage', (m) => m.id === back.id);
       assert.equal(got.message, 'back');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer, connect as tcpConnect } from 'node:net';
 import {
   PG_URL, backends, notePgSkip, createDb, startNode, addUser, connectClient, connectRefused,
-  joinRoom, passwordOf, roomName, randomUUID, startRedis, waitUntil, metrics, metricSum, delay,
+  joinRoom, passwordOf, roomName, randomUUID, startRedis, waitUntil, metrics, metricSum, delay, untilDelivered,
 } from './lib/harness.mjs';
 
 describe('Redis killed and restarted under traffic', { timeout: 60000 }, () => {
@@ -50,18 +50,7 @@ describe('Redis killed and restarted under traffic', { timeout: 60000 }, () => {
 
     redis = await startRedis({ port: redis.port });
     // Cross-node delivery comes back once the adapter has reconnected and subscribed.
-    await waitUntil(async () => {
-      // While the adapter reconnects a publish may wait out its timeout, and the ack
-      // with it; local delivery has happened by then.
-      const m = await alice.ack('sendMessage', { room, message: 'after' }).catch(() => null);
-      if (!m) return false;
-      try {
-        await bob.waitFor('incomingMessage', (x) => x.id === m.id, 300);
-        return true;
-      } catch {
-        return false;
-      }
-    }, 'cross-node delivery after the restart', 15000, 100);
+    await untilDelivered(alice, bob, room, 'cross-node delivery after the restart', 15000);
     const back = await bob.ack('sendMessage', { room, message: 'back' });
     await alice.waitFor('incomingMessage', (m) => m.id === back.id);
     for (const n of [a, b]) {

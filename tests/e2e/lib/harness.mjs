@@ -823,6 +823,24 @@ export function freePort() {
   });
 }
 
+/**
+ * Sends to `room` from `sender` until `receiver` gets one of the messages: for links that
+ * come up after a while (a room channel subscribed, a reconnected adapter). An ack that
+ * times out meanwhile (a publish waiting out its timeout) counts as a miss.
+ */
+export async function untilDelivered(sender, receiver, room, what, timeout = WAIT_MS) {
+  await waitUntil(async () => {
+    const m = await sender.ack('sendMessage', { room, message: 'probe' }).catch(() => null);
+    if (!m?.ok) return false;
+    try {
+      await receiver.waitFor('incomingMessage', (x) => x.id === m.id, 300);
+      return true;
+    } catch {
+      return false;
+    }
+  }, what, timeout, 50);
+}
+
 /** A throw-away redis-server on loopback, without persistence (on `port`, to restart one). */
 export async function startRedis({ port } = {}) {
   port ??= await freePort();
