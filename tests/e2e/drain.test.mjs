@@ -4,6 +4,7 @@
 // `resume` in the query for Engine.IO 3 clients), once and only for the same login.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import {
   backends, notePgSkip, createDb, startNode, addUser, connectClient, joinRoom, passwordOf,
   roomName, randomUUID, startRedis, waitUntil, delay,
@@ -72,6 +73,40 @@ for (const backend of backends()) {
 
       const carolBack = await connect('v2', survivor.url, { ...passwordOf('carol'), resume: carolId });
       assert.deepEqual(await rooms(carolBack), [r3], 'Engine.IO 3 clients resume through the query');
+    });
+
+    it('answers requests in flight before it closes their sockets', async () => {
+      // An upstream that takes 800 ms to answer.
+      const slow = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => setTimeout(() => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end('{"done":true}');
+        }, 800));
+      });
+      await new Promise((r) => slow.listen(0, '127.0.0.1', r));
+      try {
+        const node = await startNode({
+          db,
+          env: {
+            REDIS_URL: redis.url,
+            ROOMCAST_SHUTDOWN_TIMEOUT: '10s',
+            ROOMCAST_REQUEST_ROUTES: `[{prefix="slow.", kind="upstream", url="http://127.0.0.1:${slow.address().port}/"}]`,
+          },
+        });
+        const alice = await connect('v4-websocket', node.url, passwordOf('alice'));
+        const uuid = randomUUID();
+        alice.send('request', { uuid, route: 'slow.job' });
+        await delay(100);
+        const exited = new Promise((r) => node.child.once('exit', (code) => r(code)));
+        node.child.kill('SIGTERM');
+        const reply = await alice.waitFor(`request ${uuid}`, () => true, 5000);
+        assert.deepEqual(reply.result, { status: 200, body: { done: true } }, 'answered before the close');
+        await alice.waitDisconnect();
+        assert.equal(await exited, 0);
+      } finally {
+        slow.close();
+      }
     });
 
     it('uses a ticket once, and only for its own login', async () => {
