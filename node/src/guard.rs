@@ -7,8 +7,8 @@
 //! The binding is made when the session's first Socket.IO namespace connects (the
 //! engine's own handshake cannot be observed from outside socketioxide) and dropped
 //! when its last namespace disconnects. Behind a load balancer, the address is that of
-//! the balancer unless `auth.rate_limit.trust_forwarded_for` is set. Engine.IO 3
-//! clients have socket ids apart from their session ids and are not covered.
+//! the balancer unless `auth.rate_limit.trust_forwarded_for` is set. socketioxide gives
+//! every namespace's socket the session's id, for Engine.IO 3 and 4 clients alike.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

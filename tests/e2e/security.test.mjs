@@ -68,12 +68,13 @@ describe('hostile clients', { timeout: 60000 }, () => {
     (await connect('v4-websocket', url, passwordOf('alice'), from('127.0.0.3'))).close();
   });
 
-  it('refuses another address that presents a victim session id', async () => {
-    const victim = await connect('v4-polling', node.url, passwordOf('carol'));
+  for (const kind of ['v4-polling', 'v2']) it(`refuses another address that presents a victim session id (${kind})`, async () => {
+    const victim = await connect(kind, node.url, passwordOf('carol'));
     const room = roomName('hijack');
     await joinRoom(victim, room);
     const sid = victim.id;
-    const poll = `${node.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`;
+    const eio = kind === 'v2' ? 3 : 4;
+    const poll = `${node.url}/socket.io/?EIO=${eio}&transport=polling&sid=${sid}`;
 
     const read = await rawRequest(poll, { localAddress: '127.0.0.5' });
     assert.equal(read.status, 403, 'no read on the victim session');
@@ -82,7 +83,7 @@ describe('hostile clients', { timeout: 60000 }, () => {
       body: `42${JSON.stringify(['sendMessage', { room, message: 'forged' }])}`,
     });
     assert.equal(post.status, 403, 'no post on the victim session');
-    const upgrade = await rawRequest(`${node.url}/socket.io/?EIO=4&transport=websocket&sid=${sid}`, { localAddress: '127.0.0.5' });
+    const upgrade = await rawRequest(`${node.url}/socket.io/?EIO=${eio}&transport=websocket&sid=${sid}`, { localAddress: '127.0.0.5' });
     assert.equal(upgrade.status, 403, 'no upgrade of the victim session');
 
     // The victim's session is undisturbed and nothing was posted in its name.
