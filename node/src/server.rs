@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method};
+use axum::serve::ListenerExt;
 use roomcast_adapter::{AdapterConfig, AdapterMode, Cluster, ClusterAdapter, SubscriptionMode};
 use socketioxide::SocketIo;
 use socketioxide::adapter::{Adapter, Emitter, LocalAdapter};
@@ -268,9 +269,22 @@ impl Node {
         let addr = listener.local_addr()?;
 
         let stop_http = CancellationToken::new();
+        // A client that stops reading while data is queued for it keeps its TCP window
+        // shut; engineioxide's writer then waits on the socket forever and neither the
+        // heartbeat nor a close can finish. The kernel gives up on such a peer after
+        // TCP_USER_TIMEOUT: the Engine.IO liveness budget, ping interval + timeout.
+        let server_cfg = &state.config.server;
+        let stuck_after = server_cfg.ping_interval + server_cfg.ping_timeout;
         let serve = |router: Router, listener: TcpListener| {
             let stop = stop_http.clone();
             tokio::spawn(async move {
+                let listener = listener.tap_io(move |tcp| {
+                    if let Err(e) =
+                        socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(stuck_after))
+                    {
+                        tracing::debug!(error = %e, "TCP_USER_TIMEOUT not set");
+                    }
+                });
                 // The peer address reaches the handshake (login rate limits per address).
                 let service = router.into_make_service_with_connect_info::<SocketAddr>();
                 axum::serve(listener, service).with_graceful_shutdown(stop.cancelled_owned()).await
