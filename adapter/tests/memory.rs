@@ -3,72 +3,38 @@
 
 mod common;
 
-use std::{str::FromStr, sync::Arc, time::Duration};
+use std::{str::FromStr, time::Duration};
 
-use common::{Node, TestClient, eventually, start_node};
-use futures::StreamExt;
+use common::{
+    eventually,
+    memory::{cluster3, spy},
+    scenarios, start_nodes, timed,
+};
 use roomcast_adapter::{
-    AdapterConfig, AdapterMetrics, Cluster,
-    driver::{Driver, MemoryBus, MemoryDriver, Message, MessageSink, Subscription},
+    AdapterConfig, Cluster,
+    driver::{Driver, MemoryBus, Subscription},
     proto::{Broadcast, Channels},
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use socketioxide::socket::Sid;
-use tokio::sync::mpsc;
 
 fn config() -> AdapterConfig {
     AdapterConfig { request_timeout: Duration::from_secs(2), ..AdapterConfig::default() }
-}
-
-struct Fixture {
-    bus: MemoryBus,
-    nodes: Vec<Node<MemoryDriver>>,
-    clients: Vec<TestClient>,
-}
-
-/// Three nodes with one client each.
-async fn cluster3() -> Fixture {
-    let bus = MemoryBus::new();
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(start_node(Cluster::with_driver(bus.connect(), config())).await);
-    }
-    let mut clients = Vec::new();
-    for node in &nodes {
-        clients.push(TestClient::connect(node.addr).await);
-    }
-    Fixture { bus, nodes, clients }
-}
-
-/// A bare bus connection listening to `subs`.
-async fn spy(bus: &MemoryBus, subs: Vec<Subscription>) -> (MemoryDriver, mpsc::Receiver<Message>) {
-    let conn = bus.connect();
-    let (tx, rx) = mpsc::channel(1024);
-    conn.subscribe(subs, MessageSink::new(tx, Arc::new(AdapterMetrics::default()))).await.unwrap();
-    (conn, rx)
 }
 
 fn sid(id: &str) -> Sid {
     Sid::from_str(id).unwrap()
 }
 
-async fn timed<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(30), f).await.expect("test took too long")
-}
-
 #[tokio::test]
 async fn broadcast_reaches_every_node_once() {
-    timed(async {
-        let mut f = cluster3().await;
+    timed(30, async {
+        let mut f = cluster3(config()).await;
         let channels = Channels::new("socket.io", "/");
         let (_spy, mut wire) =
             spy(&f.bus, vec![Subscription::Pattern(channels.broadcast_pattern())]).await;
 
-        f.nodes[0].io.emit("msg", &json!({"n": 1})).await.unwrap();
-        for c in &mut f.clients {
-            assert_eq!(c.expect("msg").await, vec![json!({"n": 1})]);
-            c.expect_nothing().await;
-        }
+        scenarios::broadcast_reaches_every_client_once(&f.nodes, &mut f.clients).await;
         // One publish, never one per node.
         let msg = wire.recv().await.unwrap();
         assert_eq!(msg.channel, "socket.io#/#");
@@ -96,8 +62,8 @@ async fn broadcast_reaches_every_node_once() {
 
 #[tokio::test]
 async fn rooms_except_and_socket_ids() {
-    timed(async {
-        let mut f = cluster3().await;
+    timed(30, async {
+        let mut f = cluster3(config()).await;
         f.clients[1].join("r").await;
         f.clients[2].join("r").await;
         eventually(async || f.nodes[2].io.within("r").sockets().len() == 1).await;
@@ -140,36 +106,9 @@ async fn rooms_except_and_socket_ids() {
 
 #[tokio::test]
 async fn join_leave_disconnect_fetch_rooms_across_nodes() {
-    timed(async {
-        let mut f = cluster3().await;
-        let c1 = f.clients[1].id.clone();
-        f.nodes[0].io.to(c1.clone()).join("x").await.unwrap();
-        eventually(async || f.nodes[1].io.within("x").sockets().len() == 1).await;
-        f.nodes[2].io.to("x").emit("in-x", &1).await.unwrap();
-        f.clients[1].expect("in-x").await;
-
-        let rooms = f.nodes[0].io.rooms().await.unwrap();
-        assert!(rooms.iter().any(|r| r == "x"));
-        for c in &f.clients {
-            assert!(rooms.iter().any(|r| r == c.id.as_str()), "socket id room listed");
-        }
-        let rooms_x = f.nodes[2].io.to("x").rooms().await.unwrap();
-        assert!(rooms_x.iter().any(|r| r == c1.as_str()));
-
-        let all = f.nodes[0].io.fetch_sockets().await.unwrap();
-        let mut ids: Vec<String> = all.iter().map(|s| s.data().id.to_string()).collect();
-        ids.sort();
-        let mut expected: Vec<String> = f.clients.iter().map(|c| c.id.clone()).collect();
-        expected.sort();
-        assert_eq!(ids, expected);
-        let in_x = f.nodes[0].io.to("x").fetch_sockets().await.unwrap();
-        assert_eq!(in_x.len(), 1);
-        // A fetched remote socket can be used.
-        in_x[0].emit("remote", "hi").await.unwrap();
-        f.clients[1].expect("remote").await;
-
-        f.nodes[2].io.to("x").leave("x").await.unwrap();
-        eventually(async || f.nodes[1].io.within("x").sockets().is_empty()).await;
+    timed(30, async {
+        let mut f = cluster3(config()).await;
+        scenarios::join_fetch_leave_across_nodes(&f.nodes, &mut f.clients, async || {}).await;
 
         assert_eq!(f.nodes[0].cluster.server_count("/").await.unwrap(), 3);
 
@@ -183,33 +122,9 @@ async fn join_leave_disconnect_fetch_rooms_across_nodes() {
 
 #[tokio::test]
 async fn server_side_events_with_and_without_ack() {
-    timed(async {
-        let f = cluster3().await;
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        for (i, node) in f.nodes.iter().enumerate() {
-            let tx = tx.clone();
-            node.cluster.on_server_event("/", move |ev| {
-                let _ = tx.send((i, ev.event.clone(), ev.args.clone()));
-                if let Some(ack) = ev.ack {
-                    ack.send(json!({ "node": i }));
-                }
-            });
-        }
-        f.nodes[0].cluster.server_side_emit("/", "ping", vec![json!(1), json!("a")]).await.unwrap();
-        let mut got = vec![rx.recv().await.unwrap(), rx.recv().await.unwrap()];
-        got.sort_by_key(|g| g.0);
-        assert_eq!(
-            got,
-            vec![
-                (1, "ping".into(), vec![json!(1), json!("a")]),
-                (2, "ping".into(), vec![json!(1), json!("a")])
-            ]
-        );
-
-        let mut answers =
-            f.nodes[1].cluster.server_side_emit_with_ack("/", "count", vec![]).await.unwrap();
-        answers.sort_by_key(|a| a["node"].as_u64());
-        assert_eq!(answers, vec![json!({"node": 0}), json!({"node": 2})]);
+    timed(30, async {
+        let f = cluster3(config()).await;
+        scenarios::server_side_emit_reaches_the_others(&f.nodes).await;
         assert!(f.nodes[0].cluster.server_side_emit("/nope", "x", vec![]).await.is_err());
     })
     .await;
@@ -217,33 +132,19 @@ async fn server_side_events_with_and_without_ack() {
 
 #[tokio::test]
 async fn broadcast_with_ack_completes_on_client_counts() {
-    timed(async {
+    timed(30, async {
         let bus = MemoryBus::new();
-        let mut nodes = Vec::new();
-        for _ in 0..3 {
-            nodes.push(start_node(Cluster::with_driver(bus.connect(), config())).await);
-        }
-        // No clients anywhere: every server reports 0 at once, so the stream
-        // ends long before the 10 s ack timeout.
-        let started = tokio::time::Instant::now();
-        let acks: Vec<_> = nodes[0]
-            .io
-            .timeout(Duration::from_secs(10))
-            .emit_with_ack::<_, Value>("q", &1)
-            .await
-            .unwrap()
-            .collect()
-            .await;
-        assert!(acks.is_empty());
-        assert!(started.elapsed() < Duration::from_secs(3), "waited for the timeout");
+        let nodes = start_nodes(3, async || Cluster::with_driver(bus.connect(), config())).await;
+        // No clients anywhere: every server reports 0 at once.
+        scenarios::acks_end_on_client_counts(nodes[0].io.broadcast()).await;
     })
     .await;
 }
 
 #[tokio::test]
 async fn outage_keeps_local_delivery() {
-    timed(async {
-        let mut f = cluster3().await;
+    timed(30, async {
+        let mut f = cluster3(config()).await;
         f.bus.set_down(true);
         let result = f.nodes[0].io.emit("m", "down").await;
         assert!(result.is_err(), "the lost remote part is reported");
@@ -263,8 +164,8 @@ async fn outage_keeps_local_delivery() {
 
 #[tokio::test]
 async fn hostile_bytes_on_every_channel() {
-    timed(async {
-        let mut f = cluster3().await;
+    timed(30, async {
+        let mut f = cluster3(config()).await;
         f.clients[1].join("r").await;
         eventually(async || f.nodes[1].io.within("r").sockets().len() == 1).await;
         let attacker = f.bus.connect();
@@ -276,21 +177,17 @@ async fn hostile_bytes_on_every_channel() {
             ch.response.clone(),
             ch.response_for("someone"),
         ];
-        for channel in &channels {
-            for payload in common::hostile_payloads() {
-                attacker.publish(channel.clone(), payload).await.unwrap();
-            }
-        }
-        // Nothing wrong was delivered, every node still works.
-        for c in &mut f.clients {
-            c.expect_nothing().await;
-        }
-        f.nodes[2].io.emit("still", "ok").await.unwrap();
-        for c in &mut f.clients {
-            assert_eq!(c.expect("still").await, vec![json!("ok")]);
-        }
+        scenarios::hostile_bytes_are_dropped(
+            &f.nodes,
+            &mut f.clients,
+            &channels,
+            &[],
+            async |c, p| {
+                attacker.publish(c, p).await.unwrap();
+            },
+        )
+        .await;
         assert_eq!(f.nodes[0].cluster.server_count("/").await.unwrap(), 3);
-        assert!(f.nodes[0].cluster.metrics_snapshot().decode_errors > 10);
     })
     .await;
 }

@@ -4,16 +4,18 @@
 
 mod common;
 
-use std::{str::FromStr, sync::Arc, time::Duration};
+use std::{str::FromStr, time::Duration};
 
-use common::{Node, TestClient, eventually, start_node};
-use futures::StreamExt;
+use common::{
+    Node, eventually,
+    memory::{self, cluster3},
+    scenarios, timed,
+};
 use roomcast_adapter::{
-    AdapterConfig, AdapterMetrics, AdapterMode, Cluster, SubscriptionMode,
-    driver::{Driver, MemoryBus, MemoryDriver, Message, MessageSink, Subscription},
+    AdapterConfig, AdapterMode, SubscriptionMode,
+    driver::{Driver, MemoryBus, MemoryDriver, Message, Subscription},
     proto::{ShardedBody, ShardedChannels, ShardedMessage},
 };
-use serde_json::{Value, json};
 use socketioxide::socket::Sid;
 use tokio::sync::mpsc;
 
@@ -26,32 +28,9 @@ fn config(mode: SubscriptionMode) -> AdapterConfig {
     }
 }
 
-struct Fixture {
-    bus: MemoryBus,
-    nodes: Vec<Node<MemoryDriver>>,
-    clients: Vec<TestClient>,
-}
-
-async fn cluster3(mode: SubscriptionMode) -> Fixture {
-    let bus = MemoryBus::new();
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(start_node(Cluster::with_driver(bus.connect(), config(mode))).await);
-    }
-    let mut clients = Vec::new();
-    for node in &nodes {
-        clients.push(TestClient::connect(node.addr).await);
-    }
-    Fixture { bus, nodes, clients }
-}
-
-/// A bare connection listening to shard channels, like a Redis client would.
+/// A spy on shard channels, as SSUBSCRIBE would give.
 async fn spy(bus: &MemoryBus, channels: &[String]) -> (MemoryDriver, mpsc::Receiver<Message>) {
-    let conn = bus.connect();
-    let (tx, rx) = mpsc::channel(1024);
-    let subs = channels.iter().cloned().map(Subscription::Shard).collect();
-    conn.subscribe(subs, MessageSink::new(tx, Arc::new(AdapterMetrics::default()))).await.unwrap();
-    (conn, rx)
+    memory::spy(bus, channels.iter().cloned().map(Subscription::Shard).collect()).await
 }
 
 fn ch() -> ShardedChannels {
@@ -63,16 +42,12 @@ async fn subscribers(bus: &MemoryBus, channel: String) -> u64 {
     bus.connect().shard_numsub(channel).await.unwrap()
 }
 
-async fn timed<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(40), f).await.expect("test took too long")
-}
-
 fn decode(msg: &Message) -> ShardedMessage {
     ShardedMessage::decode(&msg.payload).unwrap()
 }
 
 async fn broadcasts_rooms_and_socket_ids(mode: SubscriptionMode) {
-    let mut f = cluster3(mode).await;
+    let mut f = cluster3(config(mode)).await;
     let dynamic = mode != SubscriptionMode::Static;
     assert_eq!(f.nodes[0].cluster.server_count("/").await.unwrap(), 3);
     let spied = [ch().main, ch().room("r"), ch().room(&f.clients[0].id)];
@@ -82,11 +57,7 @@ async fn broadcasts_rooms_and_socket_ids(mode: SubscriptionMode) {
     // Nothing but SSUBSCRIBE: no classic channel exists.
     assert_eq!(f.bus.connect().numsub("socket.io-request#/#".into()).await.unwrap(), 0);
 
-    f.nodes[0].io.emit("msg", &json!({"n": 1})).await.unwrap();
-    for c in &mut f.clients {
-        assert_eq!(c.expect("msg").await, vec![json!({"n": 1})]);
-        c.expect_nothing().await;
-    }
+    scenarios::broadcast_reaches_every_client_once(&f.nodes, &mut f.clients).await;
     let sent = wire.recv().await.unwrap();
     assert_eq!(sent.channel, ch().main);
     assert!(wire.try_recv().is_err(), "one publish, not one per node");
@@ -146,76 +117,28 @@ async fn broadcasts_rooms_and_socket_ids(mode: SubscriptionMode) {
 }
 
 async fn operations_across_nodes(mode: SubscriptionMode) {
-    let mut f = cluster3(mode).await;
+    let mut f = cluster3(config(mode)).await;
     let (spy_conn, mut wire) = spy(&f.bus, &[ch().main]).await;
-    let c1 = f.clients[1].id.clone();
     let c2 = f.clients[2].id.clone();
 
-    // socketsJoin / socketsLeave, one SOCKETS_JOIN on the main channel.
-    f.nodes[0].io.to(c1.clone()).join("x").await.unwrap();
-    eventually(async || f.nodes[1].io.within("x").sockets().len() == 1).await;
-    let join = decode(&wire.recv().await.unwrap());
-    assert!(matches!(join.body, ShardedBody::SocketsJoin { ref rooms, .. } if rooms == &["x"]));
-    // The spy would count as a server.
-    drop(spy_conn);
-    f.nodes[2].io.to("x").emit("in-x", &1).await.unwrap();
-    f.clients[1].expect("in-x").await;
+    // rooms() works here without an ALL_ROOMS request, which this protocol lacks.
+    scenarios::join_fetch_leave_across_nodes(&f.nodes, &mut f.clients, async move || {
+        // socketsJoin is one SOCKETS_JOIN on the main channel.
+        let join = decode(&wire.recv().await.unwrap());
+        assert!(matches!(join.body, ShardedBody::SocketsJoin { ref rooms, .. } if rooms == &["x"]));
+        // The spy would count as a server.
+        drop(spy_conn);
+    })
+    .await;
 
-    // fetchSockets and rooms (no ALL_ROOMS in this protocol).
-    let all = f.nodes[0].io.fetch_sockets().await.unwrap();
-    let mut ids: Vec<String> = all.iter().map(|s| s.data().id.to_string()).collect();
-    ids.sort();
-    let mut expected: Vec<String> = f.clients.iter().map(|c| c.id.clone()).collect();
-    expected.sort();
-    assert_eq!(ids, expected);
-    let in_x = f.nodes[2].io.to("x").fetch_sockets().await.unwrap();
-    assert_eq!(in_x.len(), 1);
-    in_x[0].emit("remote", "hi").await.unwrap();
-    f.clients[1].expect("remote").await;
-    let rooms = f.nodes[0].io.rooms().await.unwrap();
-    assert!(rooms.iter().any(|r| r == "x"));
-    assert!(rooms.iter().any(|r| r == c2.as_str()));
-
-    f.nodes[2].io.to("x").leave("x").await.unwrap();
-    eventually(async || f.nodes[1].io.within("x").sockets().is_empty()).await;
-
-    // serverSideEmit, with and without ack.
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    for (i, node) in f.nodes.iter().enumerate() {
-        let tx = tx.clone();
-        node.cluster.on_server_event("/", move |ev| {
-            let _ = tx.send((i, ev.event.clone(), ev.args.clone()));
-            if let Some(ack) = ev.ack {
-                ack.send(json!({ "node": i }));
-            }
-        });
-    }
-    f.nodes[0].cluster.server_side_emit("/", "ping", vec![json!(1)]).await.unwrap();
-    let mut got = vec![rx.recv().await.unwrap().0, rx.recv().await.unwrap().0];
-    got.sort_unstable();
-    assert_eq!(got, vec![1, 2]);
-    let mut answers =
-        f.nodes[1].cluster.server_side_emit_with_ack("/", "count", vec![]).await.unwrap();
-    answers.sort_by_key(|a| a["node"].as_u64());
-    assert_eq!(answers, vec![json!({"node": 0}), json!({"node": 2})]);
+    scenarios::server_side_emit_reaches_the_others(&f.nodes).await;
 
     // Broadcast with acks: every other server reports its client count on
     // the asker's own channel, so the stream ends long before its timeout
     // (these clients do not ack).
     let responses = ch().response_for(&sniff_uid(&f.bus, &f.nodes[0]).await);
     let (_spy2, mut answers_wire) = spy(&f.bus, std::slice::from_ref(&responses)).await;
-    let started = tokio::time::Instant::now();
-    let acks: Vec<_> = f.nodes[0]
-        .io
-        .to("nobody")
-        .timeout(Duration::from_secs(10))
-        .emit_with_ack::<_, Value>("q", &1)
-        .await
-        .unwrap()
-        .collect()
-        .await;
-    assert!(acks.is_empty());
-    assert!(started.elapsed() < Duration::from_secs(3), "waited for the timeout");
+    scenarios::acks_end_on_client_counts(f.nodes[0].io.to("nobody")).await;
     for _ in 0..2 {
         let answer = decode(&answers_wire.recv().await.unwrap());
         assert!(matches!(answer.body, ShardedBody::BroadcastClientCount { client_count: 0, .. }));
@@ -251,57 +174,49 @@ async fn sniff_uid(bus: &MemoryBus, node: &Node<MemoryDriver>) -> String {
 
 #[tokio::test]
 async fn static_broadcasts() {
-    timed(broadcasts_rooms_and_socket_ids(SubscriptionMode::Static)).await;
+    timed(40, broadcasts_rooms_and_socket_ids(SubscriptionMode::Static)).await;
 }
 
 #[tokio::test]
 async fn dynamic_broadcasts() {
-    timed(broadcasts_rooms_and_socket_ids(SubscriptionMode::Dynamic)).await;
+    timed(40, broadcasts_rooms_and_socket_ids(SubscriptionMode::Dynamic)).await;
 }
 
 #[tokio::test]
 async fn dynamic_private_broadcasts() {
-    timed(broadcasts_rooms_and_socket_ids(SubscriptionMode::DynamicPrivate)).await;
+    timed(40, broadcasts_rooms_and_socket_ids(SubscriptionMode::DynamicPrivate)).await;
 }
 
 #[tokio::test]
 async fn static_operations() {
-    timed(operations_across_nodes(SubscriptionMode::Static)).await;
+    timed(40, operations_across_nodes(SubscriptionMode::Static)).await;
 }
 
 #[tokio::test]
 async fn dynamic_operations() {
-    timed(operations_across_nodes(SubscriptionMode::Dynamic)).await;
+    timed(40, operations_across_nodes(SubscriptionMode::Dynamic)).await;
 }
 
 #[tokio::test]
 async fn dynamic_private_operations() {
-    timed(operations_across_nodes(SubscriptionMode::DynamicPrivate)).await;
+    timed(40, operations_across_nodes(SubscriptionMode::DynamicPrivate)).await;
 }
 
 #[tokio::test]
 async fn hostile_bytes_on_shard_channels() {
-    timed(async {
-        let mut f = cluster3(SubscriptionMode::Dynamic).await;
+    timed(40, async {
+        let mut f = cluster3(config(SubscriptionMode::Dynamic)).await;
         f.clients[1].join("r").await;
         eventually(async || subscribers(&f.bus, ch().room("r")).await == 1).await;
         let attacker = f.bus.connect();
-        for channel in [ch().main, ch().room("r"), ch().room(&f.clients[0].id)] {
-            for payload in common::hostile_payloads() {
-                attacker.spublish(channel.clone(), payload).await.unwrap();
-            }
-            // A broadcast with rooms it cannot read must not reach everyone.
-            let widened = br#"{"type":3,"data":{"packet":{"type":2,"data":["bad"]},"opts":{"rooms":[{}],"except":[]}},"uid":"x","nsp":"/"}"#;
-            attacker.spublish(channel.clone(), widened.to_vec()).await.unwrap();
-        }
-        for c in &mut f.clients {
-            c.expect_nothing().await;
-        }
-        f.nodes[2].io.emit("still", "ok").await.unwrap();
-        for c in &mut f.clients {
-            assert_eq!(c.expect("still").await, vec![json!("ok")]);
-        }
-        assert!(f.nodes[0].cluster.metrics_snapshot().decode_errors > 10);
+        let channels = [ch().main, ch().room("r"), ch().room(&f.clients[0].id)];
+        // A broadcast with rooms it cannot read must not reach everyone.
+        let widened = br#"{"type":3,"data":{"packet":{"type":2,"data":["bad"]},"opts":{"rooms":[{}],"except":[]}},"uid":"x","nsp":"/"}"#;
+        let extra = [widened.to_vec()];
+        scenarios::hostile_bytes_are_dropped(&f.nodes, &mut f.clients, &channels, &extra, async |c, p| {
+            attacker.spublish(c, p).await.unwrap();
+        })
+        .await;
     })
     .await;
 }

@@ -5,7 +5,10 @@
 use std::{net::SocketAddr, time::Duration};
 
 use futures::FutureExt;
-use roomcast_adapter::{Cluster, ClusterAdapter, driver::Driver};
+use roomcast_adapter::{
+    AdapterConfig, Cluster, ClusterAdapter,
+    driver::{Driver, FredDriver},
+};
 use rust_socketio::{
     Payload,
     asynchronous::{Client, ClientBuilder},
@@ -122,9 +125,52 @@ pub async fn eventually(mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// Fails the test instead of letting it hang for longer than `secs`.
+pub async fn timed<F: Future>(secs: u64, f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(secs), f).await.expect("test took too long")
+}
+
+pub fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// `n` servers, each on its own adapter made by `cluster`.
+pub async fn start_nodes<D: Driver>(
+    n: usize,
+    mut cluster: impl AsyncFnMut() -> Cluster<D>,
+) -> Vec<Node<D>> {
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(start_node(cluster().await).await);
+    }
+    nodes
+}
+
+/// `n` servers, each with its own Redis connection made from `config`.
+pub async fn redis_nodes(config: &AdapterConfig, n: usize) -> Vec<Node<FredDriver>> {
+    start_nodes(n, async || Cluster::connect(config.clone()).await.expect("Redis connects")).await
+}
+
+/// One client on each server, in the servers' order.
+pub async fn connect_clients<D: Driver>(nodes: &[Node<D>]) -> Vec<TestClient> {
+    let mut clients = Vec::new();
+    for node in nodes {
+        clients.push(TestClient::connect(node.addr).await);
+    }
+    clients
+}
+
+pub async fn close_all<D: Driver>(nodes: &[Node<D>]) {
+    for node in nodes {
+        node.cluster.close().await;
+    }
+}
+
+pub mod memory;
 pub mod peer;
 pub mod redis;
 pub mod redis_cluster;
+pub mod scenarios;
 
 /// Bytes a hostile or broken publisher might send.
 pub fn hostile_payloads() -> Vec<Vec<u8>> {

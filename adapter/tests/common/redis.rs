@@ -1,10 +1,8 @@
 //! A throwaway `redis-server` on a free loopback port, killed on drop.
 
-use std::{
-    net::{SocketAddr, TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{net::TcpListener, process::Child};
+
+use super::redis_cluster::spawn_redis;
 
 pub struct RedisServer {
     pub port: u16,
@@ -23,21 +21,7 @@ impl RedisServer {
 
     /// Starts on `port` (to bring a stopped server back).
     pub fn start_on(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run redis-server ({e}): install it (Debian: apt-get install redis-server)")
-            });
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { port, child }
+        Self { port, child: spawn_redis(port, &[], None) }
     }
 
     pub fn url(&self) -> String {

@@ -4,10 +4,45 @@
 
 use std::{
     net::{SocketAddr, TcpListener, TcpStream},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
+
+/// Runs `redis-server` on `port`, without persistence, with `extra`
+/// arguments and in `dir` if given, and waits until it accepts connections.
+/// Here, not in `redis.rs`, because the `shard_bench` example includes this
+/// file alone.
+pub fn spawn_redis(port: u16, extra: &[&str], dir: Option<&Path>) -> Child {
+    let mut command = Command::new("redis-server");
+    command
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let child = command.spawn().unwrap_or_else(|e| {
+        panic!("cannot run redis-server ({e}): install it (Debian: apt-get install redis-server)")
+    });
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
 
 pub struct RedisCluster {
     pub ports: Vec<u16>,
@@ -33,6 +68,12 @@ fn cli(port: u16, args: &[&str]) -> String {
         .output()
         .unwrap_or_else(|e| panic!("cannot run redis-cli ({e}): apt-get install redis-server"));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The count in the answer to `PUBSUB <command> channel`.
+fn pubsub_count(port: u16, command: &str, channel: &str) -> u64 {
+    let out = cli(port, &["pubsub", command, channel]);
+    out.lines().nth(1).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
 }
 
 /// Fails loudly unless `redis-server` is 7 or newer.
@@ -84,34 +125,15 @@ impl RedisCluster {
     }
 
     fn spawn(&self, i: usize) -> Child {
-        let port = self.ports[i];
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
-            .args(["--cluster-node-timeout", "2000"])
-            .current_dir(&self.dirs[i])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run redis-server ({e}): apt-get install redis-server")
-            });
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child
+        let cluster_args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+        ];
+        spawn_redis(self.ports[i], &cluster_args, Some(&self.dirs[i]))
     }
 
     /// Waits until every node reports `cluster_state:ok`.
@@ -180,8 +202,12 @@ impl RedisCluster {
 
     /// `PUBSUB SHARDNUMSUB channel` on one node.
     pub fn shardnumsub(&self, port: u16, channel: &str) -> u64 {
-        let out = cli(port, &["pubsub", "shardnumsub", channel]);
-        out.lines().nth(1).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+        pubsub_count(port, "shardnumsub", channel)
+    }
+
+    /// `PUBSUB NUMSUB channel` on one node.
+    pub fn numsub(&self, port: u16, channel: &str) -> u64 {
+        pubsub_count(port, "numsub", channel)
     }
 
     /// Kills the master on `port` and starts it again from its nodes.conf
