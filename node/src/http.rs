@@ -1,8 +1,8 @@
 //! Plain HTTP routes: the demo page, liveness, readiness and metrics.
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{OriginalUri, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -76,6 +76,73 @@ pub async fn gate_engine(State(app): State<AppState>, req: Request, next: Next) 
                 (StatusCode::FORBIDDEN, "this session belongs to another client").into_response()
             }
         }
-        None => next.run(req).await,
+        None => next.run(detach_head(req)).await,
+    }
+}
+
+/// A copy of the request with its URI and headers in allocations of their own.
+///
+/// hyper parses a request head in place: the URI and every header value are slices of
+/// the connection's read buffer (8 KiB or more). engineioxide keeps the head of the
+/// request that opened a session for the socket's whole life, so without this copy each
+/// socket would pin that buffer, the largest single cost of an idle connection.
+fn detach_head(req: Request) -> Request {
+    let (mut parts, body) = req.into_parts();
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        // Both sides accept the same bytes; should one ever not, the slice is kept.
+        let copy = HeaderValue::from_bytes(value.as_bytes()).map_or_else(
+            |_| value.clone(),
+            |mut copy| {
+                copy.set_sensitive(value.is_sensitive());
+                copy
+            },
+        );
+        headers.append(name.clone(), copy);
+    }
+    parts.headers = headers;
+    if let Ok(uri) = Uri::try_from(parts.uri.to_string()) {
+        // axum's router keeps a clone of the URI too.
+        if let Some(original) = parts.extensions.get_mut::<OriginalUri>() {
+            original.0 = uri.clone();
+        }
+        parts.uri = uri;
+    }
+    Request::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::header::{AUTHORIZATION, COOKIE};
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn a_detached_head_lets_go_of_the_read_buffer() {
+        // As hyper parses: URI and header values are slices of one connection buffer.
+        let buffer = Bytes::from(b"/socket.io/?EIO=4&transport=websocket;Bearer t;a=b".to_vec());
+        let uri = Uri::from_maybe_shared(buffer.slice(0..37)).expect("uri");
+        let mut auth = HeaderValue::from_maybe_shared(buffer.slice(38..46)).expect("value");
+        auth.set_sensitive(true);
+        let cookie = HeaderValue::from_maybe_shared(buffer.slice(47..)).expect("value");
+        let mut req = Request::builder()
+            .uri(uri.clone())
+            .header(AUTHORIZATION, auth)
+            .header(COOKIE, cookie)
+            .body(Body::empty())
+            .expect("request");
+        req.extensions_mut().insert(OriginalUri(uri));
+        assert!(!buffer.is_unique());
+
+        let req = detach_head(req);
+        assert!(buffer.is_unique(), "the head still refers to the read buffer");
+        assert_eq!(req.uri(), "/socket.io/?EIO=4&transport=websocket");
+        let original = req.extensions().get::<OriginalUri>().expect("original uri");
+        assert_eq!(original.0, *req.uri());
+        assert_eq!(req.headers()[AUTHORIZATION], "Bearer t");
+        assert!(req.headers()[AUTHORIZATION].is_sensitive());
+        assert_eq!(req.headers()[COOKIE], "a=b");
     }
 }
