@@ -8,7 +8,11 @@
 //   DATABASE_URL (postgres://...), ROOMCAST_JWT_SECRET / _ISSUER / _AUDIENCE,
 //   ROOMCAST_NODE_ID, ROOMCAST_REDIS_KEY (socket.io), ROOMCAST_PING_INTERVAL_MS,
 //   ROOMCAST_PING_TIMEOUT_MS, ROOMCAST_DATABASE_MAX_CONNECTIONS (10),
-//   ROOMCAST_SESSION_TTL_S (86400).
+//   ROOMCAST_SESSION_TTL_S (86400), ROOMCAST_REQUEST_KEY_PREFIX (roomcast),
+//   ROOMCAST_REQUEST_SERVE (streams this node answers, comma-separated), and one of its
+//   own: ROOMCAST_PEER_REQUEST_STREAM, the worker stream every request is queued on
+//   (unset: requests are answered where they arrive). Both speak Roomcast's worker
+//   protocol (docs/workers.md), so a request crosses nodes the way it does in Roomcast.
 // It logs one JSON line {"message":"listening","addr":"IP:PORT"} once it accepts
 // connections, and stops on SIGTERM (rows of its sockets deleted).
 //
@@ -175,6 +179,114 @@ function dispatch(socket, route, params) {
   }
 }
 
+// ---- requests across nodes: Roomcast's worker protocol (docs/workers.md) --------------
+
+const KEY_PREFIX = env.ROOMCAST_REQUEST_KEY_PREFIX || 'roomcast';
+const GROUP = 'workers';
+const REQUEST_TIMEOUT_MS = 10000;
+const streamKey = (stream) => `${KEY_PREFIX}:requests:${stream}`;
+
+async function createGroup(redis, key) {
+  await redis.xGroupCreate(key, GROUP, '0', { MKSTREAM: true }).catch((e) => {
+    if (!String(e).includes('BUSYGROUP')) throw e;
+  });
+}
+
+// Answers the jobs of one stream with `dispatch`, as a Roomcast node with
+// `requests.serve` does: the reply published to the job's `reply_to`, then acknowledged.
+async function serveStream(pub, reader, key) {
+  const answer = async (entry, job) => {
+    if (Number(job.deadline) > Date.now()) {
+      let params = null;
+      try {
+        params = JSON.parse(job.params);
+      } catch {
+        // A job without usable params is answered as if it had none.
+      }
+      const caller = { data: { user: job.user, rooms: new Set(JSON.parse(job.rooms || '[]')) } };
+      const outcome = dispatch(caller, job.route, params);
+      const reply = outcome.error ? { id: job.id, ok: false, error: outcome.error } : { id: job.id, ok: true, result: outcome.ok };
+      await pub.publish(job.reply_to, JSON.stringify(reply));
+    }
+    await pub.xAck(key, GROUP, entry);
+  };
+  while (reader.isOpen) {
+    let batch;
+    try {
+      batch = await reader.xReadGroup(GROUP, nodeId, { key, id: '>' }, { COUNT: 16, BLOCK: 1000 });
+    } catch (e) {
+      if (!reader.isOpen) return;
+      log({ level: 'warn', message: 'reading jobs failed', error: String(e) });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      continue;
+    }
+    for (const { messages } of batch || []) {
+      for (const { id, message } of messages) {
+        answer(id, message).catch((e) => log({ level: 'warn', message: 'job not answered', error: String(e) }));
+      }
+    }
+  }
+}
+
+// Connects the queue: returns `send(socket, uuid, route, params)`, a promise of the
+// outcome (null without ROOMCAST_PEER_REQUEST_STREAM), and the clients to close.
+async function startQueue(pub) {
+  const forward = env.ROOMCAST_PEER_REQUEST_STREAM;
+  const serve = (env.ROOMCAST_REQUEST_SERVE || '').split(',').filter(Boolean);
+  const clients = [];
+  for (const stream of serve) {
+    const reader = pub.duplicate();
+    await reader.connect();
+    clients.push(reader);
+    await createGroup(pub, streamKey(stream));
+    serveStream(pub, reader, streamKey(stream));
+  }
+  if (!forward) return { send: null, clients };
+
+  const replyTo = `${KEY_PREFIX}:replies:${nodeId}`;
+  const waiting = new Map();
+  const sub = pub.duplicate();
+  await sub.connect();
+  clients.push(sub);
+  await sub.subscribe(replyTo, (text) => {
+    let reply;
+    try {
+      reply = JSON.parse(text);
+    } catch {
+      return;
+    }
+    const waiter = waiting.get(reply.id);
+    if (!waiter) return;
+    waiting.delete(reply.id);
+    clearTimeout(waiter.timer);
+    waiter.resolve(reply.ok ? { ok: reply.result } : { error: reply.error });
+  });
+  const key = streamKey(forward);
+  await createGroup(pub, key);
+  const send = (socket, uuid, route, params) =>
+    new Promise((resolve) => {
+      const id = randomUUID().replaceAll('-', '');
+      const deadline = Date.now() + REQUEST_TIMEOUT_MS;
+      const timer = setTimeout(() => {
+        waiting.delete(id);
+        resolve({ error: clientError('timeout', 'the request was not answered in time') });
+      }, REQUEST_TIMEOUT_MS);
+      waiting.set(id, { timer, resolve });
+      const job = {
+        id, uuid, route, params: JSON.stringify(params), user: socket.data.user,
+        rooms: JSON.stringify([...socket.data.rooms]), reply_to: replyTo, deadline: String(deadline), attempt: '1',
+      };
+      // Trimmed by age on each add, as Roomcast does.
+      const trim = { strategy: 'MINID', strategyModifier: '~', threshold: Date.now() - REQUEST_TIMEOUT_MS - 75000 };
+      pub.xAdd(key, '*', job, { TRIM: trim }).catch(() => {
+        waiting.delete(id);
+        clearTimeout(timer);
+        resolve({ error: clientError('unavailable', 'the request queue is unavailable') });
+      });
+    });
+  return { send, clients };
+}
+
 // ---- the server ------------------------------------------------------------------
 
 async function main() {
@@ -186,12 +298,15 @@ async function main() {
     maxHttpBufferSize: 1e6,
   });
   let redis = null;
+  let sendRequest = null;
   if (env.REDIS_URL) {
     const pub = createClient({ url: env.REDIS_URL });
     const sub = pub.duplicate();
     await Promise.all([pub.connect(), sub.connect()]);
     io.adapter(createAdapter(pub, sub, { key: env.ROOMCAST_REDIS_KEY || 'socket.io' }));
-    redis = [pub, sub];
+    const queue = await startQueue(pub);
+    sendRequest = queue.send;
+    redis = [pub, sub, ...queue.clients];
   }
 
   io.use(async (socket, next) => {
@@ -251,7 +366,7 @@ async function main() {
       return reply(socket, 'sendMessage', ack, { ok: { id } });
     });
 
-    socket.on('request', (data, ack) => {
+    socket.on('request', async (data, ack) => {
       const uuid = data && data.uuid;
       if (!data || typeof data !== 'object' || typeof uuid !== 'string' || !UUID_RE.test(uuid)) {
         return reply(socket, 'request', ack, { error: clientError('bad_payload', 'uuid must be 1-64 characters of [A-Za-z0-9_-]') });
@@ -264,7 +379,8 @@ async function main() {
         outcome = { error: clientError('duplicate_request', 'this uuid is already in flight') };
       } else {
         socket.data.requests.add(uuid);
-        outcome = dispatch(socket, data.route, data.params === undefined ? null : data.params);
+        const params = data.params === undefined ? null : data.params;
+        outcome = sendRequest ? await sendRequest(socket, uuid, data.route, params) : dispatch(socket, data.route, params);
         socket.data.requests.delete(uuid);
       }
       const body = outcome.error ? { uuid, ok: false, error: outcome.error } : { uuid, ok: true, result: outcome.ok };
