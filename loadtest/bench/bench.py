@@ -562,7 +562,8 @@ def report(args, results, mach, command):
     if "idle" in r and "idle" in n:
         q = ratio(r["idle"]["bytes_per_conn_mean"], n["idle"]["bytes_per_conn_mean"])
         targets.append(f"- RSS per idle connection at most half of Node's: {verdict(q is not None and q <= 0.5)} "
-                       f"(ratio {fmt(q, 2)}).")
+                       f"(ratio {fmt(q, 2)}); where each socket's memory goes: `loadtest/README.md`, "
+                       "*Memory per idle connection*.")
     q = ratio(get(rs, "deliveries_per_s"), get(ns, "deliveries_per_s"))
     targets.append(f"- Fan-out deliveries/s at least 3x Node's (sustained, ≥ 99 % delivered): "
                    f"{verdict(q is not None and q >= 3)} (ratio {fmt(q, 2)}).")

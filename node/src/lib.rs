@@ -10,8 +10,9 @@
 //! - [`handlers`] holds the namespaces, one file per protocol, and the connect
 //!   middleware every authenticated namespace goes through.
 //! - [`auth`] checks credentials (password, JWT, express-session cookie); [`session`]
-//!   keeps a socket's state and its row in `express_sessions`; [`rooms`] holds the
-//!   rules for user-named rooms.
+//!   keeps a socket's state and its row in `express_sessions`, and [`reaper`] deletes
+//!   the rows of departed sockets in batches; [`rooms`] holds the rules for user-named
+//!   rooms.
 //! - [`db`] speaks to SQLite or Postgres with the same behaviour on both.
 //! - [`config`] is the one typed configuration tree; [`metrics`] the Prometheus
 //!   registry.
@@ -25,6 +26,7 @@ pub mod guard;
 pub mod handlers;
 pub mod http;
 pub mod metrics;
+pub mod reaper;
 pub mod requests;
 pub mod rooms;
 pub mod server;

@@ -21,6 +21,7 @@ use crate::db::lobby::Membership;
 use crate::db::resume::Ticket;
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
+use crate::reaper::RowReaper;
 use crate::requests::Dispatcher;
 use crate::session::Member;
 use crate::state::AppState;
@@ -158,7 +159,8 @@ impl Node {
         let auth = Authenticator::new(&config.auth, db.clone())?;
         let metrics = Metrics::new();
         let requests = Dispatcher::start(&config, &node_id, db.clone(), metrics.clone()).await?;
-        let state = AppState::new(config, node_id, db, auth, metrics, requests);
+        let reaper = RowReaper::start(db.clone(), metrics.clone());
+        let state = AppState::new(config, node_id, db, auth, metrics, requests, reaper);
         let server = &state.config.server;
         let max_payload = usize::try_from(server.max_payload).unwrap_or(usize::MAX);
 
@@ -340,6 +342,7 @@ impl Node {
         }
         beating.cancel();
         let _ = heartbeat.await;
+        state.reaper.close();
         // Disconnect handlers may still be running when the deadline hits; rows of
         // this node's sockets must not outlive it.
         let sweep = async {
@@ -379,7 +382,6 @@ async fn heartbeat(state: AppState, engine: Engine, stop: CancellationToken) {
         }
         let result = async {
             state.db.heartbeat(&state.node_id).await?;
-            remove_orphan_rows(&state).await?;
             if std::mem::take(&mut store_was_away) {
                 reconcile(&state, &engine).await?;
             }
@@ -406,24 +408,6 @@ async fn heartbeat(state: AppState, engine: Engine, stop: CancellationToken) {
             }
         }
     }
-}
-
-/// Deletes, in batches, the rows whose deletion failed at disconnect (the store was
-/// away, or a mass disconnect outran the pool); what fails stays for the next tick.
-async fn remove_orphan_rows(state: &AppState) -> Result<(), DbError> {
-    let orphans: Vec<String> =
-        state.orphan_rows.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
-    for (i, batch) in orphans.chunks(500).enumerate() {
-        if let Err(e) = state.db.delete_sessions(batch).await {
-            let left = orphans[i * 500..].iter().cloned();
-            state.orphan_rows.lock().unwrap_or_else(|e| e.into_inner()).extend(left);
-            return Err(e);
-        }
-    }
-    if !orphans.is_empty() {
-        tracing::info!(rows = orphans.len(), "session rows of departed sockets removed");
-    }
-    Ok(())
 }
 
 /// After the store was away: rewrites the row of every live socket (joins made during

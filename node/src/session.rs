@@ -134,12 +134,6 @@ impl Member {
         let _guard = self.row_lock.lock().await;
         db.update_session(&self.row_sid(), &self.sess(ttl)).await.map(drop)
     }
-
-    /// Deletes the row.
-    pub async fn delete_row(&self, db: &Db) -> Result<(), DbError> {
-        let _guard = self.row_lock.lock().await;
-        db.delete_session(&self.row_sid()).await
-    }
 }
 
 #[cfg(test)]

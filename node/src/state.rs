@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::guard::SessionOwners;
 use crate::metrics::Metrics;
+use crate::reaper::RowReaper;
 use crate::requests::Dispatcher;
 
 /// Shared, cheaply cloned state of a node.
@@ -30,9 +31,8 @@ pub struct Inner {
     pub requests: Dispatcher,
     /// Which address each Engine.IO session belongs to.
     pub owners: SessionOwners,
-    /// Session rows whose deletion failed (the store was away); retried by the
-    /// heartbeat once it answers.
-    pub orphan_rows: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Deletes the rows of departed sockets, in batches.
+    pub reaper: RowReaper,
     ready: AtomicBool,
 }
 
@@ -45,6 +45,7 @@ impl AppState {
         auth: Authenticator,
         metrics: Metrics,
         requests: Dispatcher,
+        reaper: RowReaper,
     ) -> Self {
         Self(Arc::new(Inner {
             config,
@@ -54,7 +55,7 @@ impl AppState {
             metrics,
             requests,
             owners: SessionOwners::default(),
-            orphan_rows: std::sync::Mutex::default(),
+            reaper,
             ready: AtomicBool::new(false),
         }))
     }

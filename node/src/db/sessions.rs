@@ -69,17 +69,6 @@ impl Db {
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
-    /// Deletes a row; deleting a missing row is not an error.
-    pub async fn delete_session(&self, sid: &str) -> Result<(), DbError> {
-        on_pool!(
-            self,
-            "DELETE FROM express_sessions WHERE sid = $1",
-            "DELETE FROM express_sessions WHERE sid = $1",
-            |pool, sql| sqlx::query(sql).bind(sid).execute(pool).await.map(drop)
-        )?;
-        Ok(())
-    }
-
     /// Deletes many rows in one statement; returns how many were there.
     pub async fn delete_sessions(&self, sids: &[String]) -> Result<u64, DbError> {
         let sids = serde_json::to_string(sids).unwrap_or_else(|_| "[]".into());
@@ -177,7 +166,10 @@ mod tests {
             assert_eq!(db.room_users("r2").await.expect("users"), ["alice", "bob"]);
             assert!(db.room_users("r1").await.expect("users").is_empty());
 
-            db.delete_session(&sid).await.expect("delete");
+            assert_eq!(
+                db.delete_sessions(&[sid.clone(), "roomcast:none".into()]).await.expect("delete"),
+                1
+            );
             assert_eq!(db.live_session(&sid).await.expect("get"), None);
 
             db.put_session("roomcast:n1", &json!({"user": "a", "node": "n1"}), 60)

@@ -145,12 +145,8 @@ fn track<A: Adapter>(s: &SocketRef<A>, app: &AppState) {
                 chat::NAMESPACE => chat::on_disconnect(s.clone(), io, app.clone()).await,
                 _ => {}
             }
-            if let Some(member) = member
-                && let Err(e) = member.delete_row(&app.db).await
-            {
-                app.metrics.errors.with_label_values(&["database"]).inc();
-                tracing::warn!(error = %e, user = %member.identity.user, "session row not removed yet");
-                app.orphan_rows.lock().unwrap_or_else(|e| e.into_inner()).insert(member.row_sid());
+            if let Some(member) = member {
+                app.reaper.remove(member.row_sid());
             }
         },
     );
