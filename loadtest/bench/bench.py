@@ -411,12 +411,18 @@ def bench_system(args, procs, system, binary, gen, token, redis_url, db_url, pg)
     if "requests" in args.only:
         requests = ["requests", "--clients", str(args.request_clients), "--rate", str(args.request_rate),
                     "--duration", str(args.duration)]
-        nodes = c.start()
-        log(f"{system}: requests at {args.request_rate}/s, answered where they arrive")
-        res["requests"] = run_gen(procs, gen, token, nodes, requests, timeout=900)
-        nodes = c.start(lambda i: remote_requests_env(system, i))
-        log(f"{system}: requests at {args.request_rate}/s, answered by another node")
-        res["requests_remote"] = run_gen(procs, gen, token, nodes, requests, timeout=900)
+        # A p99 of a few ms moves with whatever else the two cores run at that moment;
+        # each kind runs several times on fresh nodes and the median run (by p99) counts.
+        for key, where, node_env in (("requests", "where they arrive", lambda i: {}),
+                                     ("requests_remote", "by another node",
+                                      lambda i: remote_requests_env(system, i))):
+            runs = []
+            for n in range(args.request_repeats):
+                nodes = c.start(node_env)
+                log(f"{system}: requests at {args.request_rate}/s, answered {where} ({n + 1}/{args.request_repeats})")
+                runs.append(run_gen(procs, gen, token, nodes, requests, timeout=900))
+            res[key] = {**sorted(runs, key=lambda r: r["rtt"]["p99_ms"])[len(runs) // 2],
+                        "p99_ms_of_runs": [r["rtt"]["p99_ms"] for r in runs]}
     if "handshakes" in args.only:
         nodes = c.start()
         log(f"{system}: handshakes")
@@ -524,6 +530,9 @@ def report(args, results, mach, command):
         row(f"request round trip p50, ms, answered by another node over a Redis stream ({rx['achieved_rate']:.0f}/s)",
             rx["rtt"]["p50_ms"], nx["rtt"]["p50_ms"], "lower")
         row("  p99, ms", rx["rtt"]["p99_ms"], nx["rtt"]["p99_ms"], "lower", "Roomcast < 5 ms")
+        spread = lambda x: "–".join(fmt(v) for v in (min(x["p99_ms_of_runs"]), max(x["p99_ms_of_runs"])))
+        if "p99_ms_of_runs" in rx and "p99_ms_of_runs" in nx:
+            rows.append(f"|   p99 over the {len(rx['p99_ms_of_runs'])} runs, ms | {spread(rx)} | {spread(nx)} | | | |")
         row("  replies lost", rx["lost"], nx["lost"], "lower", "0")
     rh, nh = r["handshakes"], n["handshakes"]
     row(f"handshakes/s with token auth + session row ({args.handshake_concurrency} loops)",
@@ -633,6 +642,8 @@ step follows the idle step on the same nodes):
   receive time − timestamp, one clock.
 - Requests: `request` route `echo` at a fixed total rate from clients spread over the
   3 nodes; round trip = reply event `request <uuid>` received − timestamp in the params.
+  Each request step runs {getattr(args, "request_repeats", 1)} times on fresh nodes; the table shows the median run by
+  p99.
   Answered where they arrive: by the receiving node itself. Answered by another node:
   node i queues each request on a Redis stream (XADD) that only node i+1 reads
   (XREADGROUP), which answers it and publishes the reply on node i's own channel
@@ -664,6 +675,8 @@ def main():
                     help="offered msg/s for the throughput sweep, comma-separated")
     ap.add_argument("--request-clients", type=int, default=300)
     ap.add_argument("--request-rate", type=float, default=1000)
+    ap.add_argument("--request-repeats", type=int, default=3,
+                    help="runs of each request step; the median run (by p99) is reported")
     ap.add_argument("--handshake-concurrency", type=int, default=64)
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--systems", default="roomcast,node")
