@@ -530,9 +530,9 @@ def report(args, results, mach, command):
         row(f"request round trip p50, ms, answered by another node over a Redis stream ({rx['achieved_rate']:.0f}/s)",
             rx["rtt"]["p50_ms"], nx["rtt"]["p50_ms"], "lower")
         row("  p99, ms", rx["rtt"]["p99_ms"], nx["rtt"]["p99_ms"], "lower", "Roomcast < 5 ms")
-        spread = lambda x: "–".join(fmt(v) for v in (min(x["p99_ms_of_runs"]), max(x["p99_ms_of_runs"])))
+        each_run = lambda x: ", ".join(fmt(v, 2) for v in x["p99_ms_of_runs"])
         if "p99_ms_of_runs" in rx and "p99_ms_of_runs" in nx:
-            rows.append(f"|   p99 over the {len(rx['p99_ms_of_runs'])} runs, ms | {spread(rx)} | {spread(nx)} | | | |")
+            rows.append(f"|   p99 of each of the {len(rx['p99_ms_of_runs'])} runs, ms | {each_run(rx)} | {each_run(nx)} | | | |")
         row("  replies lost", rx["lost"], nx["lost"], "lower", "0")
     rh, nh = r["handshakes"], n["handshakes"]
     row(f"handshakes/s with token auth + session row ({args.handshake_concurrency} loops)",
