@@ -133,6 +133,12 @@ function clientError(code, message) {
   return { code, message };
 }
 
+// An outcome as requests answer it, on the socket and in worker replies alike:
+// `{...head, ok: true, result}` or `{...head, ok: false, error}`.
+function answerOf(head, outcome) {
+  return outcome.error ? { ...head, ok: false, error: outcome.error } : { ...head, ok: true, result: outcome.ok };
+}
+
 function reply(socket, event, ack, outcome) {
   if (outcome.error) {
     if (typeof ack === 'function') ack({ ok: false, error: outcome.error });
@@ -205,8 +211,7 @@ async function serveStream(pub, reader, key) {
       }
       const caller = { data: { user: job.user, rooms: new Set(JSON.parse(job.rooms || '[]')) } };
       const outcome = dispatch(caller, job.route, params);
-      const reply = outcome.error ? { id: job.id, ok: false, error: outcome.error } : { id: job.id, ok: true, result: outcome.ok };
-      await pub.publish(job.reply_to, JSON.stringify(reply));
+      await pub.publish(job.reply_to, JSON.stringify(answerOf({ id: job.id }, outcome)));
     }
     await pub.xAck(key, GROUP, entry);
   };
@@ -383,7 +388,7 @@ async function main() {
         outcome = sendRequest ? await sendRequest(socket, uuid, data.route, params) : dispatch(socket, data.route, params);
         socket.data.requests.delete(uuid);
       }
-      const body = outcome.error ? { uuid, ok: false, error: outcome.error } : { uuid, ok: true, result: outcome.ok };
+      const body = answerOf({ uuid }, outcome);
       socket.emit(`request ${uuid}`, body);
       if (typeof ack === 'function') ack(body);
       return undefined;
