@@ -2,6 +2,7 @@
 helm-python-sdk), every manifest validated against the Kubernetes API schemas."""
 
 import copy
+import re
 
 import helm_python as helm
 import kubernetes_validate
@@ -241,3 +242,213 @@ def test_values_file_typo_fails_lint(tmp_path):
     f.write_text("serviceMonitor:\n  enabled: true\n  intervall: 30s\n")
     report = helm.lint(str(CHART), helm.values_from_yaml(f.read_text()), strict=True)
     assert any("intervall" in e for e in report["errors"] + [m["error"] for m in report["messages"]]), report
+
+
+# --- ingress controllers ---------------------------------------------------------------
+
+def with_ingress(controller, **extra):
+    values = copy.deepcopy(PRODUCTION)
+    values["ingress"]["controller"] = controller
+    values["ingress"].update(extra)
+    return values
+
+
+def rendered_objects(chart, values):
+    kinds = by_kind(render(chart, values)[0])
+    return kinds.get("Ingress", [None])[0], kinds["Service"][0]
+
+
+CONTROLLERS = ["nginx", "traefik", "haproxy", "none"]
+
+
+@pytest.mark.parametrize("controller", CONTROLLERS)
+def test_each_controller_lints_and_validates(chart, controller):
+    values = with_ingress(controller)
+    report = helm.lint(str(CHART), copy.deepcopy(values), strict=True, kube_version=f"v{KUBE_VERSION}")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+    for doc in render(chart, values)[0]:
+        if doc["kind"] != "ServiceMonitor":
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("controller", CONTROLLERS)
+def test_controller_annotations_are_its_own(chart, controller):
+    ing, svc = rendered_objects(chart, with_ingress(controller))
+    keys = set(ing["metadata"].get("annotations", {})) | set(svc["metadata"].get("annotations", {}))
+    prefixes = {"nginx": "nginx.ingress.kubernetes.io/", "traefik": "traefik.ingress.kubernetes.io/",
+                "haproxy": "haproxy.org/"}
+    for other, prefix in prefixes.items():
+        if other != controller:
+            assert not [k for k in keys if k.startswith(prefix)], (controller, keys)
+    expected_class = {"none": None}.get(controller, controller)
+    assert ing["spec"].get("ingressClassName") == expected_class
+
+
+def test_nginx_sticky_cookie_and_timeouts(chart):
+    ing, _ = rendered_objects(chart, with_ingress("nginx"))
+    ann = ing["metadata"]["annotations"]
+    assert ann["nginx.ingress.kubernetes.io/affinity"] == "cookie"
+    assert ann["nginx.ingress.kubernetes.io/session-cookie-name"] == "ROOMCAST_AFFINITY"
+    for key in ("proxy-read-timeout", "proxy-send-timeout"):
+        assert int(ann[f"nginx.ingress.kubernetes.io/{key}"]) > 45  # > pingInterval + pingTimeout
+
+
+def test_haproxy_sticky_cookie_and_tunnel_timeout(chart):
+    ing, _ = rendered_objects(chart, with_ingress("haproxy", proxyTimeoutSeconds=1800))
+    ann = ing["metadata"]["annotations"]
+    assert ann["haproxy.org/cookie-persistence"] == "ROOMCAST_AFFINITY"
+    assert ann["haproxy.org/timeout-tunnel"] == "1800s"
+
+
+def test_traefik_sticky_cookie_on_the_service(chart):
+    values = with_ingress("traefik")
+    values["service"] = {"annotations": {"example.com/team": "rt"}}
+    ing, svc = rendered_objects(chart, values)
+    ann = svc["metadata"]["annotations"]
+    assert ann["traefik.ingress.kubernetes.io/service.sticky.cookie"] == "true"
+    assert ann["traefik.ingress.kubernetes.io/service.sticky.cookie.name"] == "ROOMCAST_AFFINITY"
+    assert ann["traefik.ingress.kubernetes.io/service.sticky.cookie.samesite"] == "none"
+    assert ann["traefik.ingress.kubernetes.io/service.sticky.cookie.secure"] == "true"  # TLS is on
+    assert ann["example.com/team"] == "rt"
+    assert ing["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.tls"] == "true"
+    # Without an ingress the Service carries no controller's settings.
+    values["ingress"]["enabled"] = False
+    _, svc = rendered_objects(chart, values)
+    assert svc["metadata"]["annotations"] == {"example.com/team": "rt"}
+
+
+def test_none_controller_carries_only_user_annotations(chart):
+    ing, _ = rendered_objects(chart, with_ingress("none", className="contour",
+                                                  annotations={"example.com/x": "1"}))
+    assert ing["metadata"]["annotations"] == {"example.com/x": "1"}
+    assert ing["spec"]["ingressClassName"] == "contour"
+    ing, _ = rendered_objects(chart, with_ingress("none"))
+    assert "annotations" not in ing["metadata"]
+
+
+@pytest.mark.parametrize("controller,key,value", [
+    ("nginx", "nginx.ingress.kubernetes.io/proxy-read-timeout", "7200"),
+    ("nginx", "nginx.ingress.kubernetes.io/affinity-mode", "balanced"),
+    ("haproxy", "haproxy.org/timeout-tunnel", "2h"),
+])
+def test_user_annotations_replace_the_charts(chart, controller, key, value):
+    values = with_ingress(controller, annotations={key: value})
+    _, out = render(chart, values)
+    text = out["roomcast/templates/ingress.yaml"]
+    # One key, the user's value: a duplicated key is invalid YAML for the API server.
+    assert text.count(f"{key}:") == 1, text
+    ing, _ = rendered_objects(chart, values)
+    assert ing["metadata"]["annotations"][key] == value
+
+
+# --- JWT keys, extra volumes and environment -------------------------------------------
+
+JWT_KEYS = {"algorithm": "RS256",
+            "keySecret": {"name": "roomcast-jwt", "publicKey": "jwt.pub", "privateKey": "jwt.key"},
+            "issuer": "https://id.example.com", "audience": "roomcast"}
+
+
+def pod_parts(chart, values):
+    kinds = by_kind(render(chart, values)[0])
+    pod = kinds["Deployment"][0]["spec"]["template"]["spec"]
+    return pod, pod["containers"][0], kinds["ConfigMap"][0]["data"]
+
+
+def mounted_file(pod, container, path):
+    """(Secret name, Secret key) behind a file path in the container, or None."""
+    for mount in container["volumeMounts"]:
+        prefix = mount["mountPath"].rstrip("/") + "/"
+        if path.startswith(prefix):
+            [vol] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+            [item] = [i for i in vol["secret"]["items"] if i["path"] == path[len(prefix):]]
+            return vol["secret"]["secretName"], item["key"]
+    return None
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256"])
+def test_jwt_key_files_come_from_a_secret(chart, algorithm):
+    values = copy.deepcopy(PRODUCTION)
+    values["existingSecret"]["keys"]["jwtSecret"] = ""
+    values["auth"] = {"jwt": dict(copy.deepcopy(JWT_KEYS), algorithm=algorithm)}
+    for doc in render(chart, copy.deepcopy(values))[0]:
+        if doc["kind"] != "ServiceMonitor":
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+    pod, c, cm = pod_parts(chart, values)
+    assert cm["ROOMCAST_JWT_ALGORITHM"] == algorithm
+    # The paths the node is given are the mounted Secret's entries.
+    assert mounted_file(pod, c, cm["ROOMCAST_JWT_PUBLIC_KEY_FILE"]) == ("roomcast-jwt", "jwt.pub")
+    assert mounted_file(pod, c, cm["ROOMCAST_JWT_PRIVATE_KEY_FILE"]) == ("roomcast-jwt", "jwt.key")
+    [mount] = [m for m in c["volumeMounts"] if cm["ROOMCAST_JWT_PUBLIC_KEY_FILE"].startswith(m["mountPath"])]
+    assert mount["readOnly"] is True
+    assert cm["ROOMCAST_JWT_ISSUER"] == "https://id.example.com" and cm["ROOMCAST_JWT_AUDIENCE"] == "roomcast"
+    assert "ROOMCAST_JWT_SECRET" not in {e["name"] for e in c["env"]}
+    # Without a private key entry only the public key is mounted.
+    values["auth"]["jwt"]["keySecret"]["privateKey"] = ""
+    pod, c, cm = pod_parts(chart, values)
+    assert "ROOMCAST_JWT_PRIVATE_KEY_FILE" not in cm
+    assert mounted_file(pod, c, cm["ROOMCAST_JWT_PUBLIC_KEY_FILE"]) == ("roomcast-jwt", "jwt.pub")
+
+
+def test_hs256_mounts_no_keys(chart):
+    pod, c, cm = pod_parts(chart, copy.deepcopy(PRODUCTION))
+    assert cm["ROOMCAST_JWT_ALGORITHM"] == "HS256"
+    assert not [k for k in cm if k.endswith("_KEY_FILE")]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+
+
+@pytest.mark.parametrize("jwt,secret_key,error", [
+    ({"algorithm": "RS256"}, "", "keySecret.name"),
+    ({"algorithm": "ES256", "keySecret": {"name": "k"}}, "jwt", "jwtSecret"),
+    ({"algorithm": "HS256", "keySecret": {"name": "k"}}, "", "keySecret"),
+])
+def test_jwt_mismatches_fail_the_render(chart, jwt, secret_key, error):
+    values = {"auth": {"jwt": jwt}, "existingSecret": {"name": "rc", "keys": {
+        "databaseUrl": "d", "redisUrl": "r", "jwtSecret": secret_key}}}
+    with pytest.raises(helm.HelmRenderError, match=error):
+        chart.render(values=values, name="rc")
+
+
+def test_extra_volumes_env_from_and_admin_token(chart):
+    values = copy.deepcopy(PRODUCTION)
+    values["existingSecret"]["keys"]["adminToken"] = "admin"
+    values["envFrom"] = [{"secretRef": {"name": "roomcast-extra"}}, {"configMapRef": {"name": "feature-flags"}}]
+    values["extraVolumes"] = [{"name": "ca", "configMap": {"name": "corp-ca"}}]
+    values["extraVolumeMounts"] = [{"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True}]
+    values["config"]["trustedProxies"] = ["10.0.0.0/8", "fd00::/8"]
+    for doc in render(chart, copy.deepcopy(values))[0]:
+        if doc["kind"] != "ServiceMonitor":
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+    pod, c, cm = pod_parts(chart, values)
+    # The chart's ConfigMap first, the user's sources after it (later ones win).
+    assert c["envFrom"][1:] == values["envFrom"]
+    assert c["envFrom"][0]["configMapRef"]["name"] == by_kind(render(chart, values)[0])["ConfigMap"][0]["metadata"]["name"]
+    assert {"name": "ca", "configMap": {"name": "corp-ca"}} in pod["volumes"]
+    assert {"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True} in c["volumeMounts"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["ROOMCAST_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "roomcast-prod", "key": "admin"}
+    assert cm["ROOMCAST_TRUSTED_PROXIES"] == "10.0.0.0/8,fd00::/8"
+
+
+def test_optional_settings_are_off_by_default(chart):
+    pod, c, cm = pod_parts(chart, {})
+    assert "ROOMCAST_ADMIN_TOKEN" not in {e["name"] for e in c["env"]}
+    assert "ROOMCAST_TRUSTED_PROXIES" not in cm
+    assert c["envFrom"] == [{"configMapRef": {"name": "rc-roomcast"}}]
+
+
+def test_every_variable_the_chart_sets_is_a_node_setting(chart):
+    # Everything on at once; a misspelt variable would be ignored by the node.
+    values = copy.deepcopy(PRODUCTION)
+    values["existingSecret"]["keys"].update(jwtSecret="", adminToken="admin")
+    values["auth"] = {"jwt": copy.deepcopy(JWT_KEYS)}
+    values["config"]["trustedProxies"] = ["10.0.0.0/8"]
+    values["config"]["extraEnv"] = {}
+    _, c, cm = pod_parts(chart, values)
+    config_rs = (REPO / "node" / "src" / "config.rs").read_text()
+    env_vars = config_rs[config_rs.index("pub const ENV_VARS"):]
+    known = set(re.findall(r'^\s*\("([A-Z0-9_]+)", "[a-z_.]+"\),$', env_vars[:env_vars.index("];")], re.M))
+    assert {"DATABASE_URL", "ROOMCAST_JWT_PUBLIC_KEY_FILE"} <= known
+    names = set(cm) | {e["name"] for e in c["env"]}
+    assert names - known == set()
