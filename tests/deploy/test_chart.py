@@ -206,6 +206,11 @@ def test_minimal_values(chart):
     {"config": {"pingInterval": "25 seconds"}},            # not a duration
     {"existingSecret": {"name": ""}},                      # required reference
     {"config": {"extraEnv": {"lower_case": "x"}}},         # not an env var name
+    {"ingress": {"controller": "istio"}},                  # not a supported controller
+    {"config": {"trustedProxies": "10.0.0.0/8"}},          # a list, not a string
+    {"auth": {"jwt": {"algorithm": "none"}}},              # not an algorithm
+    {"auth": {"jwt": {"keySecret": {"publicKey": ""}}}},   # a key file needs an entry
+    {"extraVolumes": {"name": "ca"}},                      # a list of volumes
 ])
 def test_schema_rejects(chart, bad):
     with pytest.raises(helm.HelmValuesError):

@@ -161,13 +161,7 @@ def test_dockerfile_shape():
     builds = [i for i, (w, r) in enumerate(ins) if w == "RUN" and "cargo build" in r]
     copy_src = [i for i, (w, r) in enumerate(ins) if w == "COPY" and r.startswith("node ")]
     assert len(builds) == 2 and builds[0] < copy_src[0] < builds[1]
-    # Everything COPY names exists, and .dockerignore does not hide it.
-    ignored = {l.strip() for l in (REPO / ".dockerignore").read_text().splitlines() if l.strip() and not l.startswith("#")}
-    for word, rest in ins:
-        if word == "COPY" and not rest.startswith("--from"):
-            for src in rest.split()[:-1]:
-                assert (REPO / src).exists(), src
-                assert src.split("/")[0] not in ignored, src
+    # That each COPY finds its files in the build context: test_image.py.
 
 
 # --- observability configs ------------------------------------------------------------
