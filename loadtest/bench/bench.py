@@ -661,39 +661,66 @@ def sharded_section():
     return "\n" + path.read_text() if path.exists() else ""
 
 
-def main():
-    # SIGTERM unwinds like an error, so the finally blocks stop what was started.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--idle-per-node", type=int, default=15000)
-    ap.add_argument("--capacity-total", type=int, default=50000, help="Roomcast only; 0 skips")
-    ap.add_argument("--hold", type=float, default=10)
-    ap.add_argument("--settle", type=float, default=5)
-    ap.add_argument("--fanout-members", type=int, default=3000)
-    ap.add_argument("--fanout-rate", type=float, default=20)
-    ap.add_argument("--fanout-rates", type=lambda v: [float(x) for x in v.split(",")], default=[25, 50, 100, 200, 400],
-                    help="offered msg/s for the throughput sweep, comma-separated")
-    ap.add_argument("--request-clients", type=int, default=300)
-    ap.add_argument("--request-rate", type=float, default=1000)
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's line breaks and shows every option's default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, argparse.SUPPRESS, []) and action.option_strings and "--help" not in action.option_strings:
+            default = action.default
+            if isinstance(default, (list, set)):
+                default = ",".join(str(v) for v in default)
+            text += f" (default: {default})"
+        return text
+
+
+def parser():
+    ap = argparse.ArgumentParser(prog="scripts/bench", description=__doc__, formatter_class=HelpFormatter)
+    steps = "idle,capacity,fanout,requests,handshakes"
+    ap.add_argument("--idle-per-node", type=int, default=15000, help="idle sockets held on each node in the idle step")
+    ap.add_argument("--capacity-total", type=int, default=50000,
+                    help="sockets opened against the cluster in the capacity step, Roomcast only; 0 skips it")
+    ap.add_argument("--hold", type=float, default=10, help="seconds the idle sockets are held before measuring")
+    ap.add_argument("--settle", type=float, default=5, help="seconds of quiet between steps")
+    ap.add_argument("--fanout-members", type=int, default=3000, help="members of the one room the fan-out step sends to")
+    ap.add_argument("--fanout-rate", type=float, default=20, help="messages/s sent to that room for the latency measurement")
+    ap.add_argument("--fanout-rates", type=lambda v: [float(x) for x in v.split(",")], default="25,50,100,200,400",
+                    help="offered messages/s of the throughput sweep, comma-separated")
+    ap.add_argument("--request-clients", type=int, default=300, help="sockets sending requests in the request steps")
+    ap.add_argument("--request-rate", type=float, default=1000, help="requests/s offered by all of them together")
     ap.add_argument("--request-repeats", type=int, default=3,
                     help="runs of each request step; the median run (by p99) is reported")
-    ap.add_argument("--handshake-concurrency", type=int, default=64)
-    ap.add_argument("--duration", type=float, default=10)
-    ap.add_argument("--systems", default="roomcast,node")
-    ap.add_argument("--only", type=lambda v: set(v.split(",")), default={"idle", "capacity", "fanout", "requests", "handshakes"},
-                    help="steps to run, comma-separated (idle,capacity,fanout,requests,handshakes); BENCHMARKS.md needs all")
+    ap.add_argument("--handshake-concurrency", type=int, default=64, help="handshakes in flight in the handshake step")
+    ap.add_argument("--duration", type=float, default=10, help="seconds each timed step runs")
+    ap.add_argument("--systems", default="roomcast,node", help="systems to run, comma-separated (roomcast,node)")
+    ap.add_argument("--only", type=lambda v: set(v.split(",")), default=steps,
+                    help=f"steps to run, comma-separated ({steps}); the report needs all")
     ap.add_argument("--roomcast-bin", help="a roomcast binary to use instead of the release build (tuning experiments)")
     ap.add_argument("--roomcast-env", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra environment for the Roomcast nodes (tuning experiments)")
+                    help="extra environment for the Roomcast nodes, repeatable (tuning experiments)")
     ap.add_argument("--idle-namespace", default="/",
                     help="namespace of the idle step (a guest one such as /chat measures a socket without a session)")
     ap.add_argument("--cleanup-wait", type=float, default=60,
                     help="seconds to wait for the session rows of closed sockets to be deleted")
-    ap.add_argument("--report-only", metavar="JSON", help="rewrite BENCHMARKS.md from a results file; runs nothing")
-    ap.add_argument("--results", default=str(REPO / "loadtest" / "results" / "bench.json"))
-    ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"))
+    ap.add_argument("--report-only", metavar="JSON", help="write the report (--out) from a results file; runs nothing")
+    ap.add_argument("--results", metavar="FILE", default="loadtest/results/bench.json",
+                    help="where every raw result is written as JSON (relative paths: from the repository)")
+    ap.add_argument("--out", metavar="FILE", default="BENCHMARKS.md",
+                    help="where the Markdown report is written (relative paths: from the repository); "
+                         "only a run of both systems and all steps, without tuning options, writes one")
+    return ap
+
+
+def main():
+    # SIGTERM unwinds like an error, so the finally blocks stop what was started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    ap = parser()
     args = ap.parse_args()
     args.roomcast_env = dict(kv.split("=", 1) for kv in args.roomcast_env)
+    # scripts/bench runs from the repository: relative paths are the repository's.
+    args.results, args.out = str(REPO / args.results), str(REPO / args.out)
+    if args.report_only:
+        args.report_only = str(REPO / args.report_only)
     command = "scripts/bench " + " ".join(sys.argv[1:])
     if args.report_only:
         results = json.loads(Path(args.report_only).read_text())

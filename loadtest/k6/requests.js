@@ -1,5 +1,6 @@
-// Request round trips: every VU sends `request {uuid, route: "echo", params}` at
-// RATE per second (per VU) with an ack, and times the reply event `request <uuid>`.
+// Request round trips: every VU sends `request {uuid, route: "echo", params}` RATE
+// times a second with an ack (RATE is per VU: the whole run sends VUS × RATE requests/s)
+// and times the reply event `request <uuid>`.
 // A round trip succeeds when both the reply event and the ack arrive with
 // `ok: true` and the params echoed back unchanged.
 //
