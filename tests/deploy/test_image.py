@@ -238,8 +238,9 @@ def test_ignore_negation_last_rule_wins():
     assert DockerIgnore("!loadtest/Cargo.toml\nloadtest\n").excluded("loadtest/Cargo.toml")
 
 
-def test_builder_stage_builds_from_the_context():
-    context, builder, produced, last_cargo, runtime = replay(DOCKERFILE, DOCKERIGNORE)
+def check_image(dockerfile, dockerignore):
+    """Replays the build and checks what a real build would need; returns the context."""
+    context, builder, produced, last_cargo, runtime = replay(dockerfile, dockerignore)
     # Every workspace member's manifest reached the builder (cargo loads them all).
     members = tomllib.loads((REPO / "Cargo.toml").read_text())["workspace"]["members"]
     for m in members:
@@ -247,7 +248,7 @@ def test_builder_stage_builds_from_the_context():
     # The last build compiled the real sources, not the placeholder layer's: the
     # touch after the source COPY made them newer.
     for crate in ("roomcast-node", "roomcast-adapter"):
-        assert f"Checking {crate} " in last_cargo, last_cargo
+        assert f"Checking {crate} " in last_cargo, f"the real {crate} sources were not compiled:\n{last_cargo}"
     # The runtime stage copies only what the builder left and the context holds.
     copies = [copy_args(rest) for word, rest in runtime if word == "COPY"]
     assert copies, "the runtime stage copies the binary from the builder"
@@ -257,6 +258,11 @@ def test_builder_stage_builds_from_the_context():
                 assert src in produced, f"COPY --from={builder} {src}: the builder stage does not produce it"
             else:
                 assert (context / src).exists(), f"COPY {src}: not in the build context"
+    return context
+
+
+def test_the_image_builds_from_its_context():
+    context = check_image(DOCKERFILE, DOCKERIGNORE)
     # The build context leaves out what the image never needs.
     for path in ("target", "tests", ".git", "loadtest/src", "helm"):
         assert not (context / path).exists(), path
@@ -268,11 +274,18 @@ def test_builder_stage_builds_from_the_context():
      "failed to load manifest for workspace member"),
     ("the migrations the binary embeds",
      re.sub(r"^COPY migrations .*\n", "", DOCKERFILE, flags=re.M), DOCKERIGNORE,
-     "migrations"),
+     "migration directory .*/migrations/"),
     ("a path .dockerignore excludes", DOCKERFILE, DOCKERIGNORE + "node/assets\n",
-     "assets"),
+     "couldn't read `node/src/../assets/"),
+    ("the touch that makes the real sources newer than the placeholders",
+     re.sub(r"touch node/src/main\.rs [^&]*&& ", "", DOCKERFILE), DOCKERIGNORE,
+     "the real roomcast-node sources were not compiled"),
+    ("a runtime COPY of what the builder installed",
+     DOCKERFILE.replace("COPY --from=builder /usr/local/bin/roomcast ", "COPY --from=builder /usr/bin/roomcast "),
+     DOCKERIGNORE, "does not produce it"),
 ])
 def test_replay_fails_without(what, dockerfile, dockerignore, error):
     # The replay is only worth something if it breaks where a real build breaks.
+    assert dockerfile != DOCKERFILE or dockerignore != DOCKERIGNORE, f"the mutation ({what}) changed nothing"
     with pytest.raises(AssertionError, match=error):
-        replay(dockerfile, dockerignore)
+        check_image(dockerfile, dockerignore)
