@@ -1,15 +1,19 @@
 """The Helm chart, rendered and linted by Helm's own engine (libhelm through
 helm-python-sdk), every manifest validated against the Kubernetes API schemas."""
 
+import base64
 import copy
+import json
+import os
 import re
+import subprocess
 
 import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import BIN, REPO
 
 CHART = REPO / "helm" / "roomcast"
 KUBE_VERSION = "1.30.0"
@@ -457,3 +461,98 @@ def test_every_variable_the_chart_sets_is_a_node_setting(chart):
     assert {"DATABASE_URL", "ROOMCAST_JWT_PUBLIC_KEY_FILE"} <= known
     names = set(cm) | {e["name"] for e in c["env"]}
     assert names - known == set()
+
+
+# --- the rendered JWT setup, run by the real node ----------------------------------------
+
+def generate_keys(algorithm, directory):
+    """A PKCS#8 private key and its public key, made by openssl."""
+    key_args = {"RS256": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+                "ES256": ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]}[algorithm]
+    private, public = directory / "private.pem", directory / "public.pem"
+    subprocess.run(["openssl", "genpkey", *key_args, "-out", str(private)], check=True, capture_output=True, timeout=60)
+    subprocess.run(["openssl", "pkey", "-in", str(private), "-pubout", "-out", str(public)],
+                   check=True, capture_output=True, timeout=30)
+    return private.read_bytes(), public
+
+
+def container_env(pod, container, configmap, secrets, root):
+    """The environment the kubelet would give the container, with each Secret volume
+    written under root and paths into it rewritten to match."""
+    mounts = {}
+    for mount in container["volumeMounts"]:
+        [vol] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        if "secret" in vol:
+            target = root / mount["mountPath"].lstrip("/")
+            target.mkdir(parents=True)
+            data = secrets[vol["secret"]["secretName"]]
+            for item in vol["secret"]["items"]:
+                (target / item["path"]).write_bytes(data[item["key"]])
+            mounts[mount["mountPath"]] = str(target)
+    env = dict(configmap)
+    for e in container["env"]:
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        elif "secretKeyRef" in e["valueFrom"]:
+            ref = e["valueFrom"]["secretKeyRef"]
+            env[e["name"]] = secrets[ref["name"]][ref["key"]].decode()
+        else:
+            env[e["name"]] = "rc-roomcast-0"
+    for name, value in env.items():
+        for mount_path, local in mounts.items():
+            if value.startswith(mount_path + "/"):
+                env[name] = local + value[len(mount_path):]
+    return env
+
+
+def b64url(part):
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def der_signature(raw):
+    """A JWS ES256 signature (r || s) as the DER sequence openssl verifies."""
+    def integer(b):
+        b = b.lstrip(b"\0")
+        if not b or b[0] & 0x80:
+            b = b"\0" + b
+        return bytes([2, len(b)]) + b
+    body = integer(raw[:32]) + integer(raw[32:])
+    return bytes([0x30, len(body)]) + body
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256"])
+def test_node_accepts_the_rendered_jwt_keys(chart, tmp_path, algorithm):
+    assert BIN.exists(), f"build the node first: {BIN}"
+    private, public_file = generate_keys(algorithm, tmp_path)
+    values = {"auth": {"jwt": dict(copy.deepcopy(JWT_KEYS), algorithm=algorithm)}}
+    pod, c, cm = pod_parts(chart, values)
+    secrets = {
+        "roomcast": {"DATABASE_URL": f"sqlite://{tmp_path}/rc.db?mode=rwc".encode(),
+                     "REDIS_URL": b"redis://127.0.0.1:9"},
+        "roomcast-jwt": {"jwt.pub": public_file.read_bytes(), "jwt.key": private},
+    }
+    env = container_env(pod, c, cm, secrets, tmp_path / "pod")
+    env = {**env, "PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    env.pop("REDIS_URL")  # user and token commands need the database only
+
+    def roomcast(*args):
+        r = subprocess.run([str(BIN), *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    shown = roomcast("check-config")
+    # The node takes the key paths from the rendered variables...
+    assert f'public_key_file = "{env["ROOMCAST_JWT_PUBLIC_KEY_FILE"]}"' in shown, shown
+    roomcast("user", "add", "alice", "--password", "a-long-password")
+    token = roomcast("token", "alice").split()[-1]
+    header, payload, signature = token.split(".")
+    assert json.loads(b64url(header))["alg"] == algorithm
+    claims = json.loads(b64url(payload))
+    assert claims["iss"] == "https://id.example.com" and claims["aud"] == "roomcast"
+    # ...signs with the mounted private key, and the mounted public key verifies it.
+    (tmp_path / "signed").write_bytes(f"{header}.{payload}".encode())
+    sig = b64url(signature)
+    (tmp_path / "sig").write_bytes(der_signature(sig) if algorithm == "ES256" else sig)
+    r = subprocess.run(["openssl", "dgst", "-sha256", "-verify", env["ROOMCAST_JWT_PUBLIC_KEY_FILE"], "-signature",
+                        str(tmp_path / "sig"), str(tmp_path / "signed")], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "Verified OK" in r.stdout, r.stdout + r.stderr
