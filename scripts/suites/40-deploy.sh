@@ -1,6 +1,8 @@
 # Deploy: the load balancer configs (haproxy -c, nginx -t), docker compose, the
-# Dockerfile, the Helm chart (Helm's engine + Kubernetes schemas), deploy/local-cluster,
-# and the official clients through real HAProxy and nginx.
+# Dockerfile (its builder stage replayed with cargo check; the first run compiles the
+# dependencies into target/image-check), the Helm chart (Helm's engine + Kubernetes
+# schemas), deploy/local-cluster, the user docs, and the official clients through real
+# HAProxy and nginx.
 log "deploy checks"
 deploy_missing=()
 command -v haproxy >/dev/null || deploy_missing+=(haproxy)
