@@ -270,9 +270,30 @@ def rendered_objects(chart, values):
 CONTROLLERS = ["nginx", "traefik", "haproxy", "none"]
 
 
+def with_jwt(values, algorithm):
+    """The values with token authentication in one of the node's modes."""
+    if algorithm != "HS256":
+        values["existingSecret"]["keys"]["jwtSecret"] = ""
+        values["auth"] = {"jwt": dict(copy.deepcopy(JWT_KEYS), algorithm=algorithm)}
+    return values
+
+
+def with_extras(values):
+    values["existingSecret"]["keys"]["adminToken"] = "admin"
+    values["envFrom"] = [{"secretRef": {"name": "roomcast-extra"}}]
+    values["extraVolumes"] = [{"name": "ca", "configMap": {"name": "corp-ca"}}]
+    values["extraVolumeMounts"] = [{"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True}]
+    values["config"]["trustedProxies"] = ["10.0.0.0/8"]
+    return values
+
+
+@pytest.mark.parametrize("extras", [False, True], ids=["plain", "extras"])
+@pytest.mark.parametrize("algorithm", ["HS256", "RS256", "ES256"])
 @pytest.mark.parametrize("controller", CONTROLLERS)
-def test_each_controller_lints_and_validates(chart, controller):
-    values = with_ingress(controller)
+def test_each_combination_lints_and_validates(chart, controller, algorithm, extras):
+    values = with_jwt(with_ingress(controller), algorithm)
+    if extras:
+        values = with_extras(values)
     report = helm.lint(str(CHART), copy.deepcopy(values), strict=True, kube_version=f"v{KUBE_VERSION}")
     assert report["errors"] == []
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
@@ -377,12 +398,7 @@ def mounted_file(pod, container, path):
 
 @pytest.mark.parametrize("algorithm", ["RS256", "ES256"])
 def test_jwt_key_files_come_from_a_secret(chart, algorithm):
-    values = copy.deepcopy(PRODUCTION)
-    values["existingSecret"]["keys"]["jwtSecret"] = ""
-    values["auth"] = {"jwt": dict(copy.deepcopy(JWT_KEYS), algorithm=algorithm)}
-    for doc in render(chart, copy.deepcopy(values))[0]:
-        if doc["kind"] != "ServiceMonitor":
-            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+    values = with_jwt(copy.deepcopy(PRODUCTION), algorithm)
     pod, c, cm = pod_parts(chart, values)
     assert cm["ROOMCAST_JWT_ALGORITHM"] == algorithm
     # The paths the node is given are the mounted Secret's entries.
@@ -419,15 +435,9 @@ def test_jwt_mismatches_fail_the_render(chart, jwt, secret_key, error):
 
 
 def test_extra_volumes_env_from_and_admin_token(chart):
-    values = copy.deepcopy(PRODUCTION)
-    values["existingSecret"]["keys"]["adminToken"] = "admin"
-    values["envFrom"] = [{"secretRef": {"name": "roomcast-extra"}}, {"configMapRef": {"name": "feature-flags"}}]
-    values["extraVolumes"] = [{"name": "ca", "configMap": {"name": "corp-ca"}}]
-    values["extraVolumeMounts"] = [{"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True}]
-    values["config"]["trustedProxies"] = ["10.0.0.0/8", "fd00::/8"]
-    for doc in render(chart, copy.deepcopy(values))[0]:
-        if doc["kind"] != "ServiceMonitor":
-            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+    values = with_extras(copy.deepcopy(PRODUCTION))
+    values["envFrom"].append({"configMapRef": {"name": "feature-flags"}})
+    values["config"]["trustedProxies"].append("fd00::/8")
     pod, c, cm = pod_parts(chart, values)
     # The chart's ConfigMap first, the user's sources after it (later ones win).
     assert c["envFrom"][1:] == values["envFrom"]
@@ -449,10 +459,7 @@ def test_optional_settings_are_off_by_default(chart):
 
 def test_every_variable_the_chart_sets_is_a_node_setting(chart):
     # Everything on at once; a misspelt variable would be ignored by the node.
-    values = copy.deepcopy(PRODUCTION)
-    values["existingSecret"]["keys"].update(jwtSecret="", adminToken="admin")
-    values["auth"] = {"jwt": copy.deepcopy(JWT_KEYS)}
-    values["config"]["trustedProxies"] = ["10.0.0.0/8"]
+    values = with_extras(with_jwt(copy.deepcopy(PRODUCTION), "RS256"))
     values["config"]["extraEnv"] = {}
     _, c, cm = pod_parts(chart, values)
     config_rs = (REPO / "node" / "src" / "config.rs").read_text()
