@@ -192,14 +192,15 @@ impl Node {
                 None
             }
         };
-        let (engine, app) = match &state.config.redis.url {
+        let (engine, app, admin) = match &state.config.redis.url {
             None => {
                 let (layer, io) = builder.build_layer();
+                let admin = crate::admin::routes(&state, io.clone());
                 for init in handlers::register(&io, &state) {
                     // The in-process adapter has nothing to initialise.
                     let () = init;
                 }
-                (Engine::Local(io), routes.layer(layer))
+                (Engine::Local(io), routes.layer(layer), admin)
             }
             Some(url) => {
                 let redis = &state.config.redis;
@@ -227,13 +228,19 @@ impl Node {
                 state.metrics.watch_adapter(cluster.metrics().clone());
                 let (layer, io) =
                     builder.with_adapter::<ClusterAdapter<Emitter>>(cluster.clone()).build_layer();
+                let admin = crate::admin::routes(&state, io.clone());
                 for init in handlers::register(&io, &state) {
                     // Subscribes the namespace's channels; until then it would miss
                     // broadcasts from other nodes.
                     init.await?;
                 }
-                (Engine::Cluster(io, cluster), routes.layer(layer))
+                (Engine::Cluster(io, cluster), routes.layer(layer), admin)
             }
+        };
+        // The admin API sits with the other ops routes.
+        let (app, ops) = match ops {
+            Some((router, listener)) => (app, Some((router.merge(admin), listener))),
+            None => (app.merge(admin), None),
         };
         let app = app
             .layer(axum::middleware::from_fn_with_state(state.clone(), http::gate_engine))
