@@ -175,13 +175,15 @@ for (const backend of h.backends()) {
       const onB = await connect(b, 'alice', 'v4-polling');
       const todo = await h.connectClient('v4-websocket', `${c.url}/todo`, h.passwordOf('alice'));
       clients.push(todo);
+      // One on the node asked, too: closed there without the adapter.
+      const onA = await connect(a, 'alice', 'v2');
       const bystander = await connect(c, 'bob');
-      await h.waitUntil(async () => (await online(a)).alice?.sockets === 3, 'alice online thrice');
+      await h.waitUntil(async () => (await online(a)).alice?.sockets === 4, 'alice online four times');
 
       const r = await api(a.ops, 'POST', 'online/users/alice/disconnect');
       assert.equal(r.status, 200, JSON.stringify(r.body));
-      assert.deepEqual(r.body, { user: 'alice', disconnected: 3 });
-      for (const x of [onC, onB, todo]) assert.equal(await x.waitDisconnect(), 'io server disconnect');
+      assert.deepEqual(r.body, { user: 'alice', disconnected: 4 });
+      for (const x of [onC, onB, todo, onA]) assert.equal(await x.waitDisconnect(), 'io server disconnect');
       await h.waitUntil(async () => !(await online(b)).alice, 'alice offline everywhere');
       assert.equal(bystander.connected, true);
 

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use socketioxide::BroadcastError;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
+use socketioxide::socket::Sid;
 use subtle::ConstantTimeEq;
 
 use crate::auth::password;
@@ -193,7 +194,20 @@ impl<A: Adapter> Admin<A> {
         }
         for (namespace, sockets) in by_namespace {
             let Some(ns) = self.io.of(namespace) else { continue };
-            match ns.to(sockets).disconnect().await {
+            // Sockets held here are closed directly: socketioxide's in-process adapter
+            // has no room per socket id. The others go through the cluster adapter.
+            let mut elsewhere = Vec::new();
+            for id in sockets {
+                match id.parse::<Sid>().ok().and_then(|sid| ns.get_socket(sid)) {
+                    // An error means it closed meanwhile: as good as disconnected.
+                    Some(socket) => socket.disconnect().unwrap_or_default(),
+                    None => elsewhere.push(id),
+                }
+            }
+            if elsewhere.is_empty() {
+                continue;
+            }
+            match ns.to(elsewhere).disconnect().await {
                 // A socket that closed meanwhile is as good as disconnected.
                 Ok(()) | Err(BroadcastError::Socket(_)) => {}
                 Err(e) => return Err(AdminError::Cluster(e.to_string())),
