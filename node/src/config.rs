@@ -69,6 +69,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("OTEL_SERVICE_NAME", "telemetry.service_name"),
     ("ROOMCAST_LOG_FORMAT", "log.format"),
     ("ROOMCAST_LOG_LEVEL", "log.level"),
+    ("ROOMCAST_ADMIN_TOKEN", "admin.token"),
 ];
 
 /// The environment variable naming the configuration file.
@@ -96,6 +97,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Log output.
     pub log: LogConfig,
+    /// The operators' admin API.
+    pub admin: AdminConfig,
 }
 
 /// This node's identity and liveness in the cluster.
@@ -516,6 +519,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// The operators' admin API on the ops port (`/admin/...`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token the admin API requires, at least 16 characters. Default: unset,
+    /// the admin API is off and its routes answer 404.
+    pub token: Option<String>,
+}
+
+/// Shortest admin token accepted: shorter ones are guessable.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
 /// A configuration that cannot be used, naming the field at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -664,6 +679,9 @@ impl Config {
             return Err(invalid("redis.key", "must be non-empty and without '#'"));
         }
         self.validate_auth()?;
+        if self.admin.token.as_ref().is_some_and(|t| t.chars().count() < MIN_ADMIN_TOKEN_CHARS) {
+            return Err(invalid("admin.token", "must be at least 16 characters"));
+        }
         if self.rooms.max_per_socket == 0 {
             return Err(invalid("rooms.max_per_socket", "must be at least 1"));
         }
@@ -891,6 +909,13 @@ mod tests {
             jail.set_env("ROOMCAST_JWT_SECRET", "short");
             let err = load_in(jail, None).expect_err("short secret").to_string();
             assert!(err.contains("auth.jwt.secret"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("ROOMCAST_ADMIN_TOKEN", "too-short");
+            let err = load_in(jail, None).expect_err("short admin token").to_string();
+            assert!(err.contains("admin.token"), "{err}");
+            assert!(!err.contains("too-short"), "the secret is not echoed: {err}");
             Ok(())
         });
         Jail::expect_with(|jail| {

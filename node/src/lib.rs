@@ -14,11 +14,13 @@
 //!   the rows of departed sockets in batches; [`rooms`] holds the rules for user-named
 //!   rooms.
 //! - [`db`] speaks to SQLite or Postgres with the same behaviour on both.
+//! - [`admin`] is the operators' API on the ops port (and its client for the CLI).
 //! - [`config`] is the one typed configuration tree; [`metrics`] the Prometheus
 //!   registry.
 //!
 //! The wire contract clients see is written out in `docs/protocol.md`.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod db;

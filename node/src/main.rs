@@ -4,11 +4,14 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use reqwest::Method;
 use roomcast_node::Node;
+use roomcast_node::admin::client::{AdminClient, segment};
 use roomcast_node::auth::{jwt, password};
 use roomcast_node::config::{CONFIG_FILE_ENV, Config};
 use roomcast_node::db::Db;
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -39,6 +42,76 @@ enum Command {
     },
     /// Validate the configuration and print it with secrets hidden.
     CheckConfig,
+    /// Call a node's admin API (cluster-wide operations); prints its JSON answer.
+    Admin {
+        #[command(flatten)]
+        target: AdminTarget,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Args)]
+struct AdminTarget {
+    /// Base URL of a node's ops port, e.g. http://127.0.0.1:9090.
+    #[arg(long, env = "ROOMCAST_ADMIN_URL")]
+    url: String,
+    /// The admin token; defaults to `admin.token` (ROOMCAST_ADMIN_TOKEN).
+    #[arg(long)]
+    token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Live nodes, their last heartbeat and socket count.
+    Nodes,
+    /// Users with live sockets, cluster-wide.
+    Online,
+    /// Live sockets, cluster-wide.
+    Sockets {
+        /// Only this user's sockets.
+        #[arg(long)]
+        user: Option<String>,
+        /// At most this many (default 1000).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Disconnect every socket of a user, on every node.
+    DisconnectUser {
+        /// The user's login.
+        login: String,
+    },
+    /// Disconnect one socket, on whichever node holds it.
+    DisconnectSocket {
+        /// The socket id.
+        id: String,
+    },
+    /// Send `notice` {text, room, ts} to a room (or to every socket of the namespace).
+    Notice {
+        /// The text.
+        text: String,
+        /// The room; every socket of the namespace when absent.
+        #[arg(long)]
+        room: Option<String>,
+        /// The namespace (default `/`).
+        #[arg(long)]
+        namespace: Option<String>,
+    },
+    /// The users table.
+    Users,
+    /// Delete a user and disconnect their sockets.
+    DeleteUser {
+        /// The user's login.
+        login: String,
+    },
+    /// Set a user's password; it comes from --password or standard input.
+    Passwd {
+        /// The user's login.
+        login: String,
+        /// Password; read from standard input when absent.
+        #[arg(long)]
+        password: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -51,6 +124,86 @@ enum UserCommand {
         #[arg(long)]
         password: Option<String>,
     },
+    /// List users.
+    List,
+    /// Delete a user (their live sockets stay until they go; `roomcast admin
+    /// delete-user` disconnects them too).
+    Delete {
+        /// The user's login.
+        login: String,
+    },
+    /// Set a user's password; it comes from --password or standard input.
+    Passwd {
+        /// The user's login.
+        login: String,
+        /// Password; read from standard input when absent.
+        #[arg(long)]
+        password: Option<String>,
+    },
+}
+
+/// The new password from the flag or standard input, checked.
+fn new_password(flag: Option<String>) -> anyhow::Result<String> {
+    let password = match flag {
+        Some(p) => p,
+        None => {
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input).context("reading the password")?;
+            input.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    if !password::valid_new_password(&password) {
+        bail!("password must be 1-{} bytes", password::MAX_PASSWORD_BYTES);
+    }
+    Ok(password)
+}
+
+/// Calls the admin API and prints the answer.
+async fn admin(config: &Config, target: AdminTarget, command: AdminCommand) -> anyhow::Result<()> {
+    let Some(token) = target.token.or_else(|| config.admin.token.clone()) else {
+        bail!("no admin token: pass --token or set ROOMCAST_ADMIN_TOKEN");
+    };
+    let client = AdminClient::new(&target.url, &token)?;
+    let (method, path, body) = match command {
+        AdminCommand::Nodes => (Method::GET, "nodes".to_owned(), None),
+        AdminCommand::Online => (Method::GET, "online/users".to_owned(), None),
+        AdminCommand::Sockets { user, limit } => {
+            let mut query = Vec::new();
+            if let Some(user) = user {
+                query.push(format!("user={}", segment(&user)));
+            }
+            if let Some(limit) = limit {
+                query.push(format!("limit={limit}"));
+            }
+            (Method::GET, format!("online/sockets?{}", query.join("&")), None)
+        }
+        AdminCommand::DisconnectUser { login } => {
+            (Method::POST, format!("online/users/{}/disconnect", segment(&login)), None)
+        }
+        AdminCommand::DisconnectSocket { id } => {
+            (Method::POST, format!("online/sockets/{}/disconnect", segment(&id)), None)
+        }
+        AdminCommand::Notice { text, room, namespace } => (
+            Method::POST,
+            "notice".to_owned(),
+            Some(json!({"text": text, "room": room, "namespace": namespace})),
+        ),
+        AdminCommand::Users => (Method::GET, "users".to_owned(), None),
+        AdminCommand::DeleteUser { login } => {
+            (Method::DELETE, format!("users/{}", segment(&login)), None)
+        }
+        AdminCommand::Passwd { login, password } => {
+            let password = new_password(password)?;
+            (
+                Method::PUT,
+                format!("users/{}/password", segment(&login)),
+                Some(json!({"password": password})),
+            )
+        }
+    };
+    let answer = client.call(method, &path, body.as_ref()).await?;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -104,17 +257,7 @@ async fn main() -> anyhow::Result<()> {
             if !password::valid_login(&login) {
                 bail!("login must be 1-64 characters of [A-Za-z0-9_.@-]");
             }
-            let password = match password {
-                Some(p) => p,
-                None => {
-                    let mut input = String::new();
-                    std::io::stdin().read_to_string(&mut input).context("reading the password")?;
-                    input.trim_end_matches(['\r', '\n']).to_owned()
-                }
-            };
-            if password.is_empty() || password.len() > 1024 {
-                bail!("password must be 1-1024 bytes");
-            }
+            let password = new_password(password)?;
             let hash = password::hash(&password)?;
             let db = store(&config).await?;
             let created = db.create_user(&login, &hash).await?;
@@ -124,6 +267,34 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("user {login} created");
         }
+        Command::User { command: UserCommand::List } => {
+            let db = store(&config).await?;
+            let users = db.list_users().await;
+            db.close().await;
+            for user in users? {
+                println!("{}\t{}", user.login, user.created_at);
+            }
+        }
+        Command::User { command: UserCommand::Delete { login } } => {
+            let db = store(&config).await?;
+            let deleted = db.delete_user(&login).await;
+            db.close().await;
+            if !deleted? {
+                bail!("no user {login:?}");
+            }
+            println!("user {login} deleted");
+        }
+        Command::User { command: UserCommand::Passwd { login, password } } => {
+            let hash = password::hash(&new_password(password)?)?;
+            let db = store(&config).await?;
+            let updated = db.set_password_hash(&login, &hash).await;
+            db.close().await;
+            if !updated? {
+                bail!("no user {login:?}");
+            }
+            println!("password of {login} changed");
+        }
+        Command::Admin { target, command } => admin(&config, target, command).await?,
         Command::Token { login } => {
             let db = store(&config).await?;
             let exists = db.user_exists(&login).await?;
@@ -135,7 +306,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::CheckConfig => {
             let mut shown = config.clone();
-            for secret in [&mut shown.auth.jwt.secret, &mut shown.auth.session.secret] {
+            for secret in
+                [&mut shown.auth.jwt.secret, &mut shown.auth.session.secret, &mut shown.admin.token]
+            {
                 if secret.is_some() {
                     *secret = Some("<hidden>".into());
                 }

@@ -123,6 +123,19 @@ fn tickets<A: Adapter>(io: &SocketIo<A>) -> Vec<Ticket> {
         .collect()
 }
 
+/// Puts the admin routes with the other ops routes: on the ops listener, or on the
+/// main routes (before the Socket.IO layer wraps them) when there is none.
+fn with_admin(
+    routes: Router,
+    ops: Option<(Router, TcpListener)>,
+    admin: Router,
+) -> (Router, Option<(Router, TcpListener)>) {
+    match ops {
+        Some((router, listener)) => (routes, Some((router.merge(admin), listener))),
+        None => (routes.merge(admin), None),
+    }
+}
+
 /// A node bound to its ports, ready to run.
 pub struct Node {
     state: AppState,
@@ -192,14 +205,16 @@ impl Node {
                 None
             }
         };
-        let (engine, app) = match &state.config.redis.url {
+        let (engine, app, ops) = match &state.config.redis.url {
             None => {
                 let (layer, io) = builder.build_layer();
+                let (routes, ops) =
+                    with_admin(routes, ops, crate::admin::routes(&state, io.clone()));
                 for init in handlers::register(&io, &state) {
                     // The in-process adapter has nothing to initialise.
                     let () = init;
                 }
-                (Engine::Local(io), routes.layer(layer))
+                (Engine::Local(io), routes.layer(layer), ops)
             }
             Some(url) => {
                 let redis = &state.config.redis;
@@ -227,12 +242,14 @@ impl Node {
                 state.metrics.watch_adapter(cluster.metrics().clone());
                 let (layer, io) =
                     builder.with_adapter::<ClusterAdapter<Emitter>>(cluster.clone()).build_layer();
+                let (routes, ops) =
+                    with_admin(routes, ops, crate::admin::routes(&state, io.clone()));
                 for init in handlers::register(&io, &state) {
                     // Subscribes the namespace's channels; until then it would miss
                     // broadcasts from other nodes.
                     init.await?;
                 }
-                (Engine::Cluster(io, cluster), routes.layer(layer))
+                (Engine::Cluster(io, cluster), routes.layer(layer), ops)
             }
         };
         let app = app

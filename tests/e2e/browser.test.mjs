@@ -10,13 +10,14 @@ import { REPO, setupNode } from './lib/harness.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ARTIFACTS = join(REPO, 'target', 'e2e-artifacts');
+const ADMIN_TOKEN = 'browser-admin-token-0123456789';
 
 describe('demo page in headless Chromium', { timeout: 90000 }, () => {
   let env, browser;
 
   before(async () => {
     assert.ok(existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM} (scripts/test installs Debian's chromium)`);
-    env = await setupNode('sqlite');
+    env = await setupNode('sqlite', { env: { ROOMCAST_ADMIN_TOKEN: ADMIN_TOKEN } });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       // Root in a sandbox without network: no Chrome sandbox, no background traffic.
@@ -73,6 +74,17 @@ describe('demo page in headless Chromium', { timeout: 90000 }, () => {
     await alice.waitForSelector('#messages li:has-text("design notes")', { timeout: 5000 });
     await alice.waitForTimeout(300);
     assert.equal(await bob.evaluate("messagesByRoom.has('design')"), false, 'bob is not in #design');
+
+    // An operator's notice to the lobby, through the admin API, shows on both pages.
+    const notice = await fetch(`${env.url}/admin/notice`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ room: 'lobby', text: 'restart at noon' }),
+    });
+    assert.equal(notice.status, 200);
+    for (const page of [alice, bob]) {
+      await page.waitForSelector('#messages li:has-text("notice to lobby: restart at noon")', { timeout: 5000 });
+    }
 
     mkdirSync(ARTIFACTS, { recursive: true });
     await bob.screenshot({ path: join(ARTIFACTS, 'demo-chat.png') });

@@ -13,6 +13,14 @@ pub fn valid_login(login: &str) -> bool {
         && login.chars().all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c))
 }
 
+/// Longest password accepted, in bytes: hashing cost must stay bounded.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// A new password is 1-1024 bytes.
+pub fn valid_new_password(password: &str) -> bool {
+    (1..=MAX_PASSWORD_BYTES).contains(&password.len())
+}
+
 /// Hashing failed (it only does on absurd parameters or a broken RNG).
 #[derive(Debug, thiserror::Error)]
 #[error("password hashing failed: {0}")]

@@ -7,6 +7,17 @@
 use super::{Db, DbError, on_pool};
 use crate::db::lobby::{Membership, Role};
 
+/// A live node as the admin API lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeRow {
+    /// The node's id.
+    pub id: String,
+    /// Its last heartbeat, RFC 3339 UTC.
+    pub heartbeat_at: String,
+    /// Its live socket rows, every namespace.
+    pub sockets: i64,
+}
+
 /// What a sweep removed of one dead node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweptNode {
@@ -41,6 +52,28 @@ impl Db {
             |pool, sql| sqlx::query(sql).bind(node).execute(pool).await.map(drop)
         )?;
         Ok(())
+    }
+
+    /// The nodes that beat, with their live socket rows counted.
+    pub async fn list_nodes(&self) -> Result<Vec<NodeRow>, DbError> {
+        let rows: Vec<(String, String, i64)> = on_pool!(
+            self,
+            "SELECT n.id, strftime('%Y-%m-%dT%H:%M:%fZ', n.heartbeat_at),
+                    (SELECT COUNT(*) FROM express_sessions s
+                     WHERE s.sid LIKE 'roomcast:%' AND json_extract(s.sess, '$.node') = n.id
+                       AND s.expire > datetime('now'))
+             FROM nodes n ORDER BY n.id",
+            "SELECT n.id, to_char(n.heartbeat_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
+                    (SELECT COUNT(*) FROM express_sessions s
+                     WHERE s.sid LIKE 'roomcast:%' AND s.sess->>'node' = n.id
+                       AND s.expire > now())
+             FROM nodes n ORDER BY n.id",
+            |pool, sql| sqlx::query_as(sql).fetch_all(pool).await?
+        );
+        Ok(rows
+            .into_iter()
+            .map(|(id, heartbeat_at, sockets)| NodeRow { id, heartbeat_at, sockets })
+            .collect())
     }
 
     /// Claims the nodes silent for longer than `timeout_ms` and removes their rows.
@@ -130,6 +163,10 @@ mod tests {
             assert_eq!(db.lobby_membership("a-client").await.expect("get"), None, "K1 closed");
             assert!(db.lobby_membership("a-host").await.expect("get").is_some(), "K2 lives");
             assert!(db.sweep_dead_nodes(200).await.expect("sweep").is_empty(), "claimed once");
+            let nodes = db.list_nodes().await.expect("list");
+            assert_eq!(nodes.len(), 1);
+            assert_eq!((nodes[0].id.as_str(), nodes[0].sockets), ("alive", 1));
+            assert!(nodes[0].heartbeat_at.ends_with('Z'), "{}", nodes[0].heartbeat_at);
         }
     }
 }

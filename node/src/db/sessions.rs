@@ -5,6 +5,7 @@
 //! computed by the database, as connect-pg-simple does, so a Postgres `timestamp`
 //! column means the same instant to both.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Db, DbError, on_pool};
@@ -19,6 +20,47 @@ pub fn socket_row_sid(socket_id: &str, namespace: &str) -> String {
         "/" => format!("{SOCKET_ROW_PREFIX}{socket_id}"),
         ns => format!("{SOCKET_ROW_PREFIX}{socket_id}{ns}"),
     }
+}
+
+/// A live socket, as its session row describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketRow {
+    /// The socket id (shared by one client's namespaces).
+    pub socket: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// The authenticated user.
+    pub user: String,
+    /// The node holding it.
+    pub node: String,
+    /// The rooms it joined.
+    #[serde(default)]
+    pub rooms: Vec<String>,
+    /// When it connected, RFC 3339.
+    #[serde(rename(deserialize = "connectedAt"), default)]
+    pub connected_at: Option<String>,
+}
+
+/// A user with live sockets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OnlineUser {
+    /// The login.
+    pub user: String,
+    /// Live sockets, every namespace and node.
+    pub sockets: i64,
+    /// The nodes holding them, sorted.
+    pub nodes: Vec<String>,
+}
+
+/// Which live socket rows to read.
+#[derive(Debug, Clone, Copy)]
+pub enum SocketFilter<'a> {
+    /// Every one.
+    All,
+    /// The sockets of one user.
+    User(&'a str),
+    /// One socket id, in whichever namespaces it opened.
+    Socket(&'a str),
 }
 
 impl Db {
@@ -135,6 +177,70 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Live socket rows, every node, sorted by row key, at most `limit`.
+    pub async fn live_sockets(
+        &self,
+        filter: SocketFilter<'_>,
+        limit: i64,
+    ) -> Result<Vec<SocketRow>, DbError> {
+        let (user, socket) = match filter {
+            SocketFilter::All => (None, None),
+            SocketFilter::User(user) => (Some(user), None),
+            SocketFilter::Socket(socket) => (None, Some(socket)),
+        };
+        let rows: Vec<String> = on_pool!(
+            self,
+            "SELECT sess FROM express_sessions
+             WHERE sid LIKE 'roomcast:%' AND expire > datetime('now')
+               AND ($1 IS NULL OR json_extract(sess, '$.user') = $1)
+               AND ($2 IS NULL OR json_extract(sess, '$.socket') = $2)
+             ORDER BY sid LIMIT $3",
+            "SELECT sess::text FROM express_sessions
+             WHERE sid LIKE 'roomcast:%' AND expire > now()
+               AND ($1::text IS NULL OR sess->>'user' = $1)
+               AND ($2::text IS NULL OR sess->>'socket' = $2)
+             ORDER BY sid LIMIT $3",
+            |pool, sql| sqlx::query_scalar(sql)
+                .bind(user)
+                .bind(socket)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        );
+        // A row in another shape (written by something else) is not one of our sockets.
+        Ok(rows.iter().filter_map(|sess| serde_json::from_str(sess).ok()).collect())
+    }
+
+    /// Users with live socket rows, by login, with their socket count and nodes.
+    pub async fn online_users(&self) -> Result<Vec<OnlineUser>, DbError> {
+        let rows: Vec<(String, i64, Option<String>)> = on_pool!(
+            self,
+            "SELECT json_extract(sess, '$.user') AS u, COUNT(*),
+                    group_concat(DISTINCT json_extract(sess, '$.node'))
+             FROM express_sessions
+             WHERE sid LIKE 'roomcast:%' AND expire > datetime('now') AND u IS NOT NULL
+             GROUP BY u ORDER BY u",
+            "SELECT sess->>'user' AS u, COUNT(*), string_agg(DISTINCT sess->>'node', ',')
+             FROM express_sessions
+             WHERE sid LIKE 'roomcast:%' AND expire > now() AND sess->>'user' IS NOT NULL
+             GROUP BY u ORDER BY u",
+            |pool, sql| sqlx::query_as(sql).fetch_all(pool).await?
+        );
+        Ok(rows
+            .into_iter()
+            .map(|(user, sockets, nodes)| {
+                // Node ids hold no commas (`node.id` is [A-Za-z0-9._-]).
+                let mut nodes: Vec<String> =
+                    nodes.unwrap_or_default().split(',').map(str::to_owned).collect();
+                nodes.retain(|n| !n.is_empty());
+                nodes.sort();
+                OnlineUser { user, sockets, nodes }
+            })
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -199,6 +305,53 @@ mod tests {
             assert_eq!(t.db.delete_sessions(&[]).await.expect("delete"), 0);
             assert!(t.db.live_session("keep").await.expect("get").is_some());
             assert_eq!(t.db.live_session("roomcast:a").await.expect("get"), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn live_sockets_and_users_are_listed_cluster_wide() {
+        for t in testing::all().await {
+            let row = |socket: &str, ns: &str, user: &str, node: &str| {
+                json!({"user": user, "node": node, "socket": socket, "namespace": ns,
+                       "rooms": ["r"], "connectedAt": "2026-01-01T00:00:00.000Z"})
+            };
+            let puts = [
+                ("s1", "/", "alice", "n1", 60),
+                ("s1", "/chat", "alice", "n1", 60),
+                ("s2", "/", "alice", "n2", 60),
+                ("s3", "/", "bob", "n2", 60),
+                ("s4", "/", "carol", "n3", -5),
+            ];
+            for (socket, ns, user, node, ttl) in puts {
+                let sid = socket_row_sid(socket, ns);
+                t.db.put_session(&sid, &row(socket, ns, user, node), ttl).await.expect("put");
+            }
+            // An Express login row is no socket.
+            t.db.put_session("express1", &json!({"user": "dave"}), 60).await.expect("put");
+
+            let all = t.db.live_sockets(SocketFilter::All, 100).await.expect("all");
+            let keys: Vec<_> =
+                all.iter().map(|s| (s.socket.as_str(), s.namespace.as_str())).collect();
+            assert_eq!(keys, [("s1", "/"), ("s1", "/chat"), ("s2", "/"), ("s3", "/")]);
+            assert_eq!(all[0].rooms, ["r"]);
+            assert_eq!(all[0].connected_at.as_deref(), Some("2026-01-01T00:00:00.000Z"));
+            assert_eq!(t.db.live_sockets(SocketFilter::All, 2).await.expect("limit").len(), 2);
+            let alice = t.db.live_sockets(SocketFilter::User("alice"), 100).await.expect("user");
+            assert_eq!(alice.len(), 3);
+            let s1 = t.db.live_sockets(SocketFilter::Socket("s1"), 100).await.expect("socket");
+            assert_eq!(s1.len(), 2);
+            assert!(
+                t.db.live_sockets(SocketFilter::Socket("s4"), 100).await.expect("x").is_empty()
+            );
+
+            let users = t.db.online_users().await.expect("users");
+            let alice = OnlineUser {
+                user: "alice".into(),
+                sockets: 3,
+                nodes: vec!["n1".into(), "n2".into()],
+            };
+            let bob = OnlineUser { user: "bob".into(), sockets: 1, nodes: vec!["n2".into()] };
+            assert_eq!(users, [alice, bob]);
         }
     }
 
