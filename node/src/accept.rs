@@ -87,7 +87,10 @@ struct Slot {
 impl Slot {
     /// The grace is over without a head: count the connection.
     fn grace_over(&self) {
-        if self.state.compare_exchange(IN_GRACE, COUNTED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        if self
+            .state
+            .compare_exchange(IN_GRACE, COUNTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
         {
             self.pending.add(self.address);
         }
@@ -180,6 +183,8 @@ async fn serve_connection(
     tokio::pin!(conn);
     let finished = match &slot {
         Some(slot) => tokio::select! {
+            // A head already waiting in the socket is read before the grace is looked at.
+            biased;
             finished = &mut conn => Some(finished),
             () = tokio::time::sleep(PENDING_GRACE) => {
                 slot.grace_over();

@@ -123,7 +123,9 @@ impl SessionOwners {
         if table.bindings.contains_key(sid) {
             return;
         }
-        table.bindings.insert(sid.to_owned(), Binding { owner: address, namespaces: 0, waiting: true });
+        table
+            .bindings
+            .insert(sid.to_owned(), Binding { owner: address, namespaces: 0, waiting: true });
         *table.unconnected.entry(address).or_default() += 1;
         table.handshakes.push_back((now, sid.to_owned()));
     }
@@ -269,10 +271,16 @@ mod tests {
             extensions
         };
         // An untrusted peer is the client, whatever it forwards.
-        assert_eq!(client_address(&headers, &from([127, 0, 0, 8]), &trusted), Some(ip("127.0.0.8")));
+        assert_eq!(
+            client_address(&headers, &from([127, 0, 0, 8]), &trusted),
+            Some(ip("127.0.0.8"))
+        );
         assert_eq!(client_address(&headers, &from([127, 0, 0, 9]), &[]), Some(ip("127.0.0.9")));
         // Through two trusted hops, the first untrusted entry from the right.
-        assert_eq!(client_address(&headers, &from([127, 0, 0, 9]), &trusted), Some(ip("192.0.2.7")));
+        assert_eq!(
+            client_address(&headers, &from([127, 0, 0, 9]), &trusted),
+            Some(ip("192.0.2.7"))
+        );
         // Only proxies: the leftmost; garbage: the hop after it.
         let mut only = HeaderMap::new();
         only.insert("x-forwarded-for", "10.0.0.5, 10.0.0.6".parse().expect("value"));

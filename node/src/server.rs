@@ -284,7 +284,8 @@ impl Node {
             tcp_user_timeout: server_cfg.ping_interval + server_cfg.ping_timeout,
         };
         let serve = |router: Router, listener: TcpListener| {
-            let (limits, metrics, stop) = (limits.clone(), state.metrics.clone(), stop_http.clone());
+            let (limits, metrics, stop) =
+                (limits.clone(), state.metrics.clone(), stop_http.clone());
             tokio::spawn(accept::serve(listener, router, limits, metrics, stop))
         };
         let mut servers = vec![serve(app, listener)];

@@ -131,7 +131,11 @@ async fn authenticate<A: Adapter>(
 /// The client address of a socket's handshake (see [`crate::guard::client_address`]).
 fn socket_address<A: Adapter>(s: &SocketRef<A>, app: &AppState) -> Option<std::net::IpAddr> {
     let parts = s.req_parts();
-    crate::guard::client_address(&parts.headers, &parts.extensions, &app.config.server.trusted_proxies)
+    crate::guard::client_address(
+        &parts.headers,
+        &parts.extensions,
+        &app.config.server.trusted_proxies,
+    )
 }
 
 /// One line (target `audit`) per login accepted or refused: namespace, method, the
