@@ -68,14 +68,19 @@ describe('sessions are bound to their address from the handshake on', { timeout:
     }
     const sid = await pollingHandshake(node.url, '127.0.0.1');
     const session = `${node.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`;
+    const attack = async (when) => {
+      const forged = await rawRequest(session, {
+        method: 'POST', localAddress: '127.0.0.2', body: `40${JSON.stringify(passwordOf('bob'))}`,
+      });
+      assert.equal(forged.status, 403, `${when}, a connect from another address: ${forged.status} ${forged.body}`);
+      const read = await rawRequest(session, { localAddress: '127.0.0.2' });
+      assert.equal(read.status, 403, `${when}, a poll from another address: ${read.status} ${read.body}`);
+    };
+    // Before the victim sends its connect, and while its login runs.
+    await attack('before the connect');
     const login = rawRequest(session, { method: 'POST', body: `40${JSON.stringify(passwordOf('alice'))}` });
     await delay(200);
-    const read = await rawRequest(session, { localAddress: '127.0.0.2' });
-    assert.equal(read.status, 403, `a poll from another address: ${read.status} ${read.body}`);
-    const forged = await rawRequest(session, {
-      method: 'POST', localAddress: '127.0.0.2', body: `40${JSON.stringify(passwordOf('bob'))}`,
-    });
-    assert.equal(forged.status, 403, `a connect from another address: ${forged.status} ${forged.body}`);
+    await attack('during the login');
     assert.equal((await login).status, 200);
 
     // Polls (pings may come first) until the namespace connect is answered.
