@@ -94,6 +94,15 @@ describe('sessions are bound to their address from the handshake on', { timeout:
     assert.ok(metricSum(await metrics(node.url), 'roomcast_errors_total', { kind: 'session_guard' }) >= 2);
   });
 
+  it('binds an Engine.IO 3 polling session at its handshake too', async () => {
+    const r = await rawRequest(`${node.url}/socket.io/?EIO=3&transport=polling`, { localAddress: '127.0.0.1' });
+    assert.equal(r.status, 200);
+    const sid = /"sid":"([\w-]+)"/.exec(r.body)?.[1];
+    assert.ok(sid, `no sid in ${JSON.stringify(r.body)}`);
+    const read = await rawRequest(`${node.url}/socket.io/?EIO=3&transport=polling&sid=${sid}`, { localAddress: '127.0.0.2' });
+    assert.equal(read.status, 403, `a poll from another address: ${read.status} ${read.body}`);
+  });
+
   it('caps sessions per address that have not connected a namespace (HTTP 429)', async () => {
     const waiting = [];
     for (let i = 0; i < 3; i++) waiting.push(await pollingHandshake(node.url, '127.0.0.6'));
