@@ -101,7 +101,12 @@ async fn authenticate<A: Adapter>(
         }
     };
     let method = credentials.method().as_str();
-    let claimed = credentials.login().map(str::to_owned);
+    // A claimed login goes to the log only in the form logins have (no control
+    // characters, bounded length): it is client input.
+    let claimed = credentials
+        .login()
+        .filter(|login| crate::auth::password::valid_login(login))
+        .map(str::to_owned);
     let identity = match app.auth.authenticate(credentials, address).await {
         Ok(identity) => identity,
         Err(e) => {
