@@ -9,12 +9,13 @@
 //! key and where it came from) and then [`Config::validate`] checks what types cannot
 //! say, naming the field in every error.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Environment variables and the field each one sets.
@@ -56,7 +57,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ROOMCAST_AUTH_RATE_WINDOW", "auth.rate_limit.window"),
     ("ROOMCAST_AUTH_FAILURES_PER_LOGIN", "auth.rate_limit.failures_per_login"),
     ("ROOMCAST_AUTH_FAILURES_PER_ADDRESS", "auth.rate_limit.failures_per_address"),
-    ("ROOMCAST_TRUST_FORWARDED_FOR", "auth.rate_limit.trust_forwarded_for"),
+    ("ROOMCAST_AUTH_LOGIN_DELAY", "auth.rate_limit.login_delay"),
     ("ROOMCAST_ROOMS_MAX_PER_SOCKET", "rooms.max_per_socket"),
     ("ROOMCAST_RESUME_TTL", "rooms.resume_ttl"),
     ("ROOMCAST_REQUEST_TIMEOUT", "requests.timeout"),
@@ -66,6 +67,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ROOMCAST_REQUEST_ROUTES", "requests.routes"),
     ("ROOMCAST_GUEST_NAMESPACES", "auth.guest_namespaces"),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlp_endpoint"),
+    ("ROOMCAST_TRUSTED_PROXIES", "server.trusted_proxies"),
+    ("ROOMCAST_HEADER_READ_TIMEOUT", "server.header_read_timeout"),
+    ("ROOMCAST_MAX_PENDING_PER_ADDRESS", "server.max_pending_per_address"),
+    ("ROOMCAST_MAX_UNCONNECTED_PER_ADDRESS", "server.max_unconnected_per_address"),
     ("OTEL_SERVICE_NAME", "telemetry.service_name"),
     ("ROOMCAST_LOG_FORMAT", "log.format"),
     ("ROOMCAST_LOG_LEVEL", "log.level"),
@@ -170,6 +175,24 @@ pub struct ServerConfig {
     /// Default `0s` (Kubernetes' preStop hook does the waiting).
     #[serde(with = "humantime_serde")]
     pub drain_delay: Duration,
+    /// Networks of the load balancers in front, as CIDRs (`10.0.0.0/8`) or addresses.
+    /// A request from one of them is taken to come from the rightmost
+    /// `X-Forwarded-For` entry that is not itself a trusted proxy; from any other peer,
+    /// from the peer. Accepts a list or a comma-separated string. Default: empty, the
+    /// peer address always.
+    #[serde(deserialize_with = "cidr_list")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// How long a client may take to send a request's head (request line and headers),
+    /// and how long a kept-alive connection may sit idle between requests. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Connections from one address that have not completed a request head for a
+    /// second or more; past it, new connections from that address are closed at once.
+    /// Default 64.
+    pub max_pending_per_address: usize,
+    /// Engine.IO sessions from one address that have not connected a namespace yet;
+    /// past it, new handshakes from that address get HTTP 429. Default 128.
+    pub max_unconnected_per_address: usize,
 }
 
 impl Default for ServerConfig {
@@ -186,6 +209,10 @@ impl Default for ServerConfig {
             ws_read_buffer: 1024,
             shutdown_timeout: Duration::from_secs(25),
             drain_delay: Duration::ZERO,
+            trusted_proxies: Vec::new(),
+            header_read_timeout: Duration::from_secs(10),
+            max_pending_per_address: 64,
+            max_unconnected_per_address: 128,
         }
     }
 }
@@ -296,20 +323,23 @@ pub struct AuthConfig {
     pub rate_limit: RateLimitConfig,
 }
 
-/// Failed password logins allowed per window, per login and per client address.
+/// Failed password logins allowed per window, per login and client address and per
+/// client address; a login failing from many addresses is slowed down, never locked.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// The counting window. Default `60s`.
     #[serde(with = "humantime_serde")]
     pub window: Duration,
-    /// Failures of one login per window before it is refused. Default 5.
+    /// Failures of one login from one address per window before that login is refused
+    /// from that address. Other addresses keep trying that login. Default 5.
     pub failures_per_login: u32,
     /// Failures from one address per window before it is refused. Default 20.
     pub failures_per_address: u32,
-    /// Take the client address from the last `X-Forwarded-For` entry (set this only
-    /// behind a load balancer that writes it). Default false: the peer address.
-    pub trust_forwarded_for: bool,
+    /// Wait added before each password check of a login that failed
+    /// `failures_per_login` times in the window from all addresses together. Default `1s`.
+    #[serde(with = "humantime_serde")]
+    pub login_delay: Duration,
 }
 
 impl Default for RateLimitConfig {
@@ -318,7 +348,7 @@ impl Default for RateLimitConfig {
             window: Duration::from_secs(60),
             failures_per_login: 5,
             failures_per_address: 20,
-            trust_forwarded_for: false,
+            login_delay: Duration::from_secs(1),
         }
     }
 }
@@ -632,6 +662,7 @@ impl Config {
             ("database.session_ttl", self.database.session_ttl),
             ("auth.jwt.ttl", self.auth.jwt.ttl),
             ("redis.request_timeout", self.redis.request_timeout),
+            ("server.header_read_timeout", server.header_read_timeout),
         ] {
             if value.is_zero() {
                 return Err(invalid(field, "must be longer than zero"));
@@ -651,6 +682,14 @@ impl Config {
         }
         if server.max_buffer < 16 {
             return Err(invalid("server.max_buffer", "must be at least 16 packets"));
+        }
+        for (field, value) in [
+            ("server.max_pending_per_address", server.max_pending_per_address),
+            ("server.max_unconnected_per_address", server.max_unconnected_per_address),
+        ] {
+            if value == 0 {
+                return Err(invalid(field, "must be at least 1"));
+            }
         }
         if server.max_payload < 1024 {
             return Err(invalid("server.max_payload", "must be at least 1024 bytes"));
@@ -839,6 +878,18 @@ impl Config {
     }
 }
 
+/// Networks as [`string_or_list`]; a bare address is its own /32 or /128.
+fn cidr_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<IpNet>, D::Error> {
+    string_or_list(de)?
+        .iter()
+        .map(|s| {
+            s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from)).map_err(|_| {
+                serde::de::Error::custom(format!("{s:?} is not a CIDR such as 10.0.0.0/8"))
+            })
+        })
+        .collect()
+}
+
 /// Accepts `["a", "b"]` from a file or `"a,b"` from the environment.
 fn string_or_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -989,6 +1040,24 @@ mod tests {
                 Ok(())
             });
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks() {
+        Jail::expect_with(|jail| {
+            jail.set_env("ROOMCAST_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,fd00::/8");
+            let config = load_in(jail, None).map_err(|e| e.to_string())?;
+            let nets: Vec<String> =
+                config.server.trusted_proxies.iter().map(ToString::to_string).collect();
+            assert_eq!(nets, ["10.0.0.0/8", "127.0.0.1/32", "fd00::/8"]);
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("ROOMCAST_TRUSTED_PROXIES", "10.0.0.0/33");
+            let err = load_in(jail, None).expect_err("bad cidr").to_string();
+            assert!(err.contains("server.trusted_proxies"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

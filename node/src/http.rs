@@ -1,8 +1,11 @@
 //! Plain HTTP routes: the demo page, liveness, readiness and metrics.
 
+use std::net::IpAddr;
+
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{OriginalUri, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -56,19 +59,25 @@ async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
 /// `connect_error` would instead stop them. Requests of live sessions pass.
 ///
 /// A request naming a live session from an address other than the one that opened it
-/// gets 403 (see [`crate::guard`]).
+/// gets 403 (see [`crate::guard`]). A long-polling session is bound to its address by
+/// its handshake, before the response naming it leaves; an address with
+/// `server.max_unconnected_per_address` sessions still waiting for their first
+/// namespace connect gets 429 for a new one.
 pub async fn gate_engine(State(app): State<AppState>, req: Request, next: Next) -> Response {
     if !req.uri().path().starts_with(app.config.server.path.as_str()) {
         return next.run(req).await;
     }
     let query = req.uri().query().unwrap_or_default();
+    let address = crate::guard::client_address(
+        req.headers(),
+        req.extensions(),
+        &app.config.server.trusted_proxies,
+    );
     match query.split('&').find_map(|kv| kv.strip_prefix("sid=")) {
         None if !app.is_ready() => {
             (StatusCode::SERVICE_UNAVAILABLE, "draining: reconnect to another node").into_response()
         }
         Some(sid) => {
-            let trust = app.config.auth.rate_limit.trust_forwarded_for;
-            let address = crate::guard::client_address(req.headers(), req.extensions(), trust);
             if app.owners.allows(sid, address) {
                 next.run(req).await
             } else {
@@ -76,8 +85,52 @@ pub async fn gate_engine(State(app): State<AppState>, req: Request, next: Next) 
                 (StatusCode::FORBIDDEN, "this session belongs to another client").into_response()
             }
         }
-        None => next.run(detach_head(req)).await,
+        None => {
+            let Some(address) = address else { return next.run(detach_head(req)).await };
+            if let Err(e) = app.owners.admit(address) {
+                app.metrics.errors.with_label_values(&["handshake_limit"]).inc();
+                tracing::debug!(error = %e, "handshake refused");
+                return (StatusCode::TOO_MANY_REQUESTS, "too many sessions waiting to connect")
+                    .into_response();
+            }
+            let polling = req.method() == Method::GET && query.contains("transport=polling");
+            let response = next.run(detach_head(req)).await;
+            if polling { bind_opened_session(&app, response, address).await } else { response }
+        }
     }
+}
+
+/// Largest handshake response read to find the session id (an open packet is ~100 bytes).
+const OPEN_RESPONSE_MAX: usize = 16 * 1024;
+
+/// Binds the session a polling handshake response opens to `address`, before the
+/// response (the only place its id appears) leaves the node.
+async fn bind_opened_session(app: &AppState, response: Response, address: IpAddr) -> Response {
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, OPEN_RESPONSE_MAX).await else {
+        // An id that cannot be bound must not reach the client.
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Some(sid) = opened_sid(&bytes) {
+        app.owners.bind_handshake(sid, address);
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The session id in an Engine.IO open packet (`0{"sid":"…",…}`), whatever framing
+/// the protocol version puts around it.
+fn opened_sid(body: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = br#""sid":""#;
+    let start = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let len = body[start..].iter().position(|b| *b == b'"')?;
+    let sid = std::str::from_utf8(&body[start..start + len]).ok()?;
+    let plausible = !sid.is_empty()
+        && sid.len() <= 64
+        && sid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    plausible.then_some(sid)
 }
 
 /// A copy of the request with its URI and headers in allocations of their own.
@@ -113,11 +166,22 @@ fn detach_head(req: Request) -> Request {
 
 #[cfg(test)]
 mod tests {
-    use axum::body::Body;
     use axum::http::header::{AUTHORIZATION, COOKIE};
     use bytes::Bytes;
 
     use super::*;
+
+    #[test]
+    fn finds_the_session_id_of_every_open_packet_framing() {
+        let open = br#"0{"sid":"aB3-_x","upgrades":["websocket"],"pingInterval":25000}"#;
+        assert_eq!(opened_sid(open), Some("aB3-_x"));
+        let v3_text = br#"96:0{"sid":"aB3-_x","upgrades":[]}2:40"#;
+        assert_eq!(opened_sid(v3_text), Some("aB3-_x"));
+        let v3_binary = b"\x00\x09\xff0{\"sid\":\"aB3\",\"upgrades\":[]}";
+        assert_eq!(opened_sid(v3_binary), Some("aB3"));
+        assert_eq!(opened_sid(br#"0{"sid":"a\"b"}"#), None);
+        assert_eq!(opened_sid(b"ok"), None);
+    }
 
     #[test]
     fn a_detached_head_lets_go_of_the_read_buffer() {

@@ -6,7 +6,9 @@
 //! The layers, from the outside in:
 //!
 //! - [`server`] wires a node: the SQL store, credential checks, the Socket.IO layer,
-//!   the HTTP routes, and a graceful shutdown with a deadline.
+//!   the HTTP routes, and a graceful shutdown with a deadline; [`accept`] is its accept
+//!   loop (deadlines on request heads, a cap on slow connections per address) and
+//!   [`guard`] binds sessions to client addresses.
 //! - [`handlers`] holds the namespaces, one file per protocol, and the connect
 //!   middleware every authenticated namespace goes through.
 //! - [`auth`] checks credentials (password, JWT, express-session cookie); [`session`]
@@ -20,6 +22,7 @@
 //!
 //! The wire contract clients see is written out in `docs/protocol.md`.
 
+pub mod accept;
 pub mod admin;
 pub mod auth;
 pub mod config;

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method};
-use axum::serve::ListenerExt;
 use roomcast_adapter::{AdapterConfig, AdapterMode, Cluster, ClusterAdapter, SubscriptionMode};
 use socketioxide::SocketIo;
 use socketioxide::adapter::{Adapter, Emitter, LocalAdapter};
@@ -15,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::accept::{self, ConnectionLimits};
 use crate::auth::Authenticator;
 use crate::config::{Config, RedisMode, SubscriptionModeConfig};
 use crate::db::lobby::Membership;
@@ -190,6 +190,9 @@ impl Node {
             // further emits to it are dropped until its heartbeat times out.
             .max_buffer_size(server.max_buffer)
             .ws_read_buffer_size(server.ws_read_buffer)
+            // The session guard expires bindings of sessions that never connect on the
+            // same clock.
+            .connect_timeout(crate::guard::CONNECT_TIMEOUT)
             .with_state(state.clone());
         for ns in handlers::NAMESPACES {
             // Present the gauge from the start, so dashboards see 0 rather than nothing.
@@ -288,26 +291,19 @@ impl Node {
         let addr = listener.local_addr()?;
 
         let stop_http = CancellationToken::new();
-        // A client that stops reading while data is queued for it keeps its TCP window
-        // shut; engineioxide's writer then waits on the socket forever and neither the
-        // heartbeat nor a close can finish. The kernel gives up on such a peer after
-        // TCP_USER_TIMEOUT: the Engine.IO liveness budget, ping interval + timeout.
         let server_cfg = &state.config.server;
-        let stuck_after = server_cfg.ping_interval + server_cfg.ping_timeout;
+        let limits = ConnectionLimits {
+            header_read_timeout: server_cfg.header_read_timeout,
+            max_pending_per_address: server_cfg.max_pending_per_address,
+            trusted_proxies: server_cfg.trusted_proxies.clone(),
+            // A peer whose TCP window stays shut is given up after the Engine.IO
+            // liveness budget, ping interval + timeout.
+            tcp_user_timeout: server_cfg.ping_interval + server_cfg.ping_timeout,
+        };
         let serve = |router: Router, listener: TcpListener| {
-            let stop = stop_http.clone();
-            tokio::spawn(async move {
-                let listener = listener.tap_io(move |tcp| {
-                    if let Err(e) =
-                        socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(stuck_after))
-                    {
-                        tracing::debug!(error = %e, "TCP_USER_TIMEOUT not set");
-                    }
-                });
-                // The peer address reaches the handshake (login rate limits per address).
-                let service = router.into_make_service_with_connect_info::<SocketAddr>();
-                axum::serve(listener, service).with_graceful_shutdown(stop.cancelled_owned()).await
-            })
+            let (limits, metrics, stop) =
+                (limits.clone(), state.metrics.clone(), stop_http.clone());
+            tokio::spawn(accept::serve(listener, router, limits, metrics, stop))
         };
         let mut servers = vec![serve(app, listener)];
         if let Some((router, listener)) = ops {
@@ -347,10 +343,8 @@ impl Node {
             engine.close().await;
             stop_http.cancel();
             for server in servers {
-                match server.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::warn!(error = %e, "server stopped with an error"),
-                    Err(e) => tracing::warn!(error = %e, "server task failed"),
+                if let Err(e) = server.await {
+                    tracing::warn!(error = %e, "server task failed");
                 }
             }
         };

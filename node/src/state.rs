@@ -47,6 +47,7 @@ impl AppState {
         requests: Dispatcher,
         reaper: RowReaper,
     ) -> Self {
+        let owners = SessionOwners::new(config.server.max_unconnected_per_address);
         Self(Arc::new(Inner {
             config,
             node_id,
@@ -54,7 +55,7 @@ impl AppState {
             auth,
             metrics,
             requests,
-            owners: SessionOwners::default(),
+            owners,
             reaper,
             ready: AtomicBool::new(false),
         }))

@@ -122,6 +122,20 @@ def test_compose_services(compose):
                 assert (REPO / src).exists(), src
 
 
+def test_compose_nodes_trust_exactly_the_balancer(compose):
+    # Client addresses (login limits, session guard, audit lines) come from the
+    # balancer's X-Forwarded-For only: every node trusts the lb's fixed address and
+    # nothing wider, and the shipped HAProxy config writes the header.
+    import ipaddress
+    s = compose["services"]
+    lb_ip = s["lb"]["networks"]["roomcast"]["ipv4_address"]
+    subnet = compose["networks"]["roomcast"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(lb_ip) in ipaddress.ip_network(subnet)
+    for i in (1, 2, 3):
+        assert s[f"node{i}"]["environment"]["ROOMCAST_TRUSTED_PROXIES"] == f"{lb_ip}/32"
+    assert re.search(r"^\s*option forwardfor\b", HAPROXY_CFG.read_text(), re.M)
+
+
 def test_compose_haproxy_env_passes_haproxy_check(compose, scratch):
     # The compose file's own LB environment, with names resolving only inside docker:
     # haproxy -c still accepts it (servers start unresolved, init-addr none).

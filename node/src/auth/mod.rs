@@ -88,6 +88,15 @@ impl Credentials {
         }
     }
 
+    /// The login claimed, for password credentials (a token or cookie names its user
+    /// only once verified).
+    pub fn login(&self) -> Option<&str> {
+        match self {
+            Credentials::Password { login, .. } => Some(login),
+            Credentials::Token(_) | Credentials::Cookie(_) => None,
+        }
+    }
+
     /// Finds the credentials of a handshake. `Err` when a source carries a credential
     /// of the wrong shape (a number as a token, a login without a password).
     pub fn from_handshake(
@@ -166,8 +175,8 @@ pub enum AuthError {
     /// A forged, unknown, expired or userless session cookie.
     #[error("unauthorized: invalid session cookie")]
     BadCookie,
-    /// Too many failed password logins for this login or from this address; the
-    /// client may retry after `auth.rate_limit.window`.
+    /// Too many failed password logins for this login from this address, or from this
+    /// address for any login; the client may retry after `auth.rate_limit.window`.
     #[error("unauthorized: too many failed attempts, retry later")]
     TooManyAttempts,
     /// More password checks are waiting than the node queues; the client may retry.
@@ -213,10 +222,13 @@ impl Authenticator {
         let via = credentials.method();
         let user = match credentials {
             Credentials::Password { login, password } => {
-                self.limiter.check(&login, address).map_err(|_| AuthError::TooManyAttempts)?;
+                let wait =
+                    self.limiter.check(&login, address).map_err(|_| AuthError::TooManyAttempts)?;
+                // A login others are guessing at is slowed down, never locked.
+                tokio::time::sleep(wait).await;
                 match self.check_password(login.clone(), password).await {
                     Ok(user) => {
-                        self.limiter.succeeded(&user);
+                        self.limiter.succeeded(&user, address);
                         user
                     }
                     Err(e) => {
@@ -232,12 +244,17 @@ impl Authenticator {
             }
             Credentials::Cookie(value) => self.check_cookie(&value).await?,
         };
-        if !password::valid_login(&user) {
-            // A token or an Express session naming a user Roomcast cannot represent.
-            return Err(match via {
-                AuthMethod::Cookie => AuthError::BadCookie,
-                _ => AuthError::Token(TokenError::Invalid),
-            });
+        if via != AuthMethod::Password {
+            // A token or an Express session naming a user Roomcast cannot represent, or
+            // one deleted since it was issued, is refused as a bad credential.
+            let known = password::valid_login(&user)
+                && self.db.user_exists(&user).await.map_err(AuthError::Unavailable)?;
+            if !known {
+                return Err(match via {
+                    AuthMethod::Cookie => AuthError::BadCookie,
+                    _ => AuthError::Token(TokenError::Invalid),
+                });
+            }
         }
         Ok(Identity { user, via })
     }

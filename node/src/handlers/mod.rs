@@ -75,10 +75,13 @@ async fn authenticate<A: Adapter>(
     auth: Option<&Value>,
 ) -> Result<(), ConnectError> {
     let ns = s.ns().to_owned();
-    let count = |method: &str, result: &str| {
-        app.metrics.handshakes.with_label_values(&[ns.as_str(), method, result]).inc();
-    };
     let parts = s.req_parts();
+    let address = socket_address(s, app);
+    // Every outcome is counted and leaves one audit line.
+    let count = |method: &str, user: Option<&str>, result: &str, reason: Option<&AuthError>| {
+        app.metrics.handshakes.with_label_values(&[ns.as_str(), method, result]).inc();
+        audit(&ns, method, user, address, reason);
+    };
     let cookie = parts.headers.get(axum::http::header::COOKIE).and_then(|v| v.to_str().ok());
     let found = Credentials::from_handshake(
         auth,
@@ -89,17 +92,21 @@ async fn authenticate<A: Adapter>(
     let credentials = match found {
         Ok(Some(credentials)) => credentials,
         Ok(None) => {
-            count("none", "refused");
+            count("none", None, "refused", Some(&AuthError::NoCredentials));
             return Err(AuthError::NoCredentials.into());
         }
         Err(e) => {
-            count("none", "refused");
+            count("none", None, "refused", Some(&e));
             return Err(e.into());
         }
     };
     let method = credentials.method().as_str();
-    let trust = app.config.auth.rate_limit.trust_forwarded_for;
-    let address = crate::guard::client_address(&parts.headers, &parts.extensions, trust);
+    // A claimed login goes to the log only in the form logins have (no control
+    // characters, bounded length): it is client input.
+    let claimed = credentials
+        .login()
+        .filter(|login| crate::auth::password::valid_login(login))
+        .map(str::to_owned);
     let identity = match app.auth.authenticate(credentials, address).await {
         Ok(identity) => identity,
         Err(e) => {
@@ -109,7 +116,7 @@ async fn authenticate<A: Adapter>(
             }
             let result =
                 if matches!(e, AuthError::TooManyAttempts) { "limited" } else { "refused" };
-            count(method, result);
+            count(method, claimed.as_deref(), result, Some(&e));
             return Err(e.into());
         }
     };
@@ -117,20 +124,53 @@ async fn authenticate<A: Adapter>(
     if let Err(e) = member.insert_row(&app.db, app.config.database.session_ttl).await {
         app.metrics.errors.with_label_values(&["database"]).inc();
         tracing::warn!(error = %e, "handshake refused: session row not written");
-        count(method, "refused");
-        return Err(AuthError::Unavailable(e).into());
+        let e = AuthError::Unavailable(e);
+        count(method, Some(&member.identity.user), "refused", Some(&e));
+        return Err(e.into());
     }
-    count(method, "accepted");
+    count(method, Some(&member.identity.user), "accepted", None);
     s.extensions.insert(Arc::new(member));
     Ok(())
+}
+
+/// The client address of a socket's handshake (see [`crate::guard::client_address`]).
+fn socket_address<A: Adapter>(s: &SocketRef<A>, app: &AppState) -> Option<std::net::IpAddr> {
+    let parts = s.req_parts();
+    crate::guard::client_address(
+        &parts.headers,
+        &parts.extensions,
+        &app.config.server.trusted_proxies,
+    )
+}
+
+/// One line (target `audit`) per login accepted or refused: namespace, method, the
+/// login claimed or proven, the client address and, when refused, why. Never a secret.
+fn audit(
+    ns: &str,
+    method: &str,
+    user: Option<&str>,
+    address: Option<std::net::IpAddr>,
+    refused: Option<&AuthError>,
+) {
+    let address = address.map(tracing::field::display);
+    match refused {
+        None => tracing::info!(target: "audit", ns, method, user, address, "login accepted"),
+        Some(reason) => tracing::info!(
+            target: "audit",
+            ns,
+            method,
+            user,
+            address,
+            reason = %reason,
+            "login refused"
+        ),
+    }
 }
 
 /// Counts the socket and cleans up after it when it goes, whatever its namespace.
 fn track<A: Adapter>(s: &SocketRef<A>, app: &AppState) {
     app.metrics.connections.with_label_values(&[s.ns()]).inc();
-    let parts = s.req_parts();
-    let trust = app.config.auth.rate_limit.trust_forwarded_for;
-    if let Some(address) = crate::guard::client_address(&parts.headers, &parts.extensions, trust) {
+    if let Some(address) = socket_address(s, app) {
         app.owners.claim(s.id.as_str(), address);
     }
     s.on_disconnect(
@@ -177,7 +217,9 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, app: &AppState) -
                     return Err(ConnectError::ShuttingDown);
                 }
                 let auth = auth.ok();
-                if !guests {
+                if guests {
+                    audit(s.ns(), "guest", None, socket_address(&s, &app), None);
+                } else {
                     authenticate(&s, &app, auth.as_ref()).await?;
                 }
                 if $ns == workspace::NAMESPACE {
