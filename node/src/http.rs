@@ -1,12 +1,14 @@
-//! Plain HTTP routes: the demo page, liveness, readiness and metrics.
+//! Plain HTTP routes: the demo page, liveness, readiness, metrics and version.
 
 use axum::Router;
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
+use axum::Json;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
+use crate::build::BuildInfo;
 use crate::state::AppState;
 
 /// The demo chat at `/` and the official browser client it loads.
@@ -25,9 +27,10 @@ pub fn demo_routes() -> Router {
     )
 }
 
-/// `/livez`, `/readyz` and `/metrics`.
+/// `/livez`, `/readyz`, `/metrics` and `/version`.
 pub fn ops_routes(state: AppState) -> Router {
     Router::new()
+        .route("/version", get(async || Json(BuildInfo::CURRENT)))
         .route("/livez", get(async || "ok"))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -20,12 +20,14 @@
 //! The wire contract clients see is written out in `docs/protocol.md`.
 
 pub mod auth;
+pub mod build;
 pub mod config;
 pub mod db;
 pub mod guard;
 pub mod handlers;
 pub mod http;
 pub mod metrics;
+pub mod process;
 pub mod reaper;
 pub mod requests;
 pub mod rooms;

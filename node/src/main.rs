@@ -7,12 +7,13 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use roomcast_node::Node;
 use roomcast_node::auth::{jwt, password};
+use roomcast_node::build::BuildInfo;
 use roomcast_node::config::{CONFIG_FILE_ENV, Config};
 use roomcast_node::db::Db;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "roomcast", version, about = "A horizontally scaled Socket.IO server")]
+#[command(name = "roomcast", version = BuildInfo::LONG_VERSION, about = "A horizontally scaled Socket.IO server")]
 struct Cli {
     /// TOML configuration file; environment variables override it.
     #[arg(long, global = true, env = CONFIG_FILE_ENV)]

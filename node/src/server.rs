@@ -1,6 +1,7 @@
 //! Wiring a node, top to bottom: store, credentials, Socket.IO, HTTP, and a shutdown
 //! that drains before it exits.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,8 @@ use crate::config::{Config, RedisMode, SubscriptionModeConfig};
 use crate::db::lobby::Membership;
 use crate::db::resume::Ticket;
 use crate::db::{Db, DbError};
-use crate::metrics::Metrics;
+use crate::auth::AuthMethod;
+use crate::metrics::{LoadSource, Metrics, NamespaceLoad};
 use crate::reaper::RowReaper;
 use crate::requests::Dispatcher;
 use crate::session::Member;
@@ -110,6 +112,25 @@ fn members<A: Adapter>(io: &SocketIo<A>) -> Vec<Arc<Member>> {
         .collect()
 }
 
+/// Counts, at each scrape, the users and rooms of this node's sockets per namespace.
+fn load_source<A: Adapter>(io: SocketIo<A>) -> LoadSource {
+    Box::new(move || {
+        handlers::NAMESPACES
+            .iter()
+            .map(|ns| {
+                let sockets = io.of(*ns).map(|ns| ns.sockets()).unwrap_or_default();
+                let users: HashSet<String> = sockets
+                    .iter()
+                    .filter_map(|s| s.extensions.get::<Arc<Member>>())
+                    .map(|m| m.identity.user.clone())
+                    .collect();
+                let rooms: HashSet<_> = sockets.iter().flat_map(|s| s.rooms()).collect();
+                (*ns, NamespaceLoad { users: users.len(), rooms: rooms.len() })
+            })
+            .collect()
+    })
+}
+
 fn tickets<A: Adapter>(io: &SocketIo<A>) -> Vec<Ticket> {
     let Some(ns) = io.of(handlers::workspace::NAMESPACE) else { return Vec::new() };
     ns.sockets()
@@ -178,10 +199,8 @@ impl Node {
             .max_buffer_size(server.max_buffer)
             .ws_read_buffer_size(server.ws_read_buffer)
             .with_state(state.clone());
-        for ns in handlers::NAMESPACES {
-            // Present the gauge from the start, so dashboards see 0 rather than nothing.
-            state.metrics.connections.with_label_values(&[ns]).set(0);
-        }
+        let methods = [AuthMethod::Password, AuthMethod::Token, AuthMethod::Cookie];
+        state.metrics.preset(handlers::NAMESPACES, &methods.map(AuthMethod::as_str));
 
         let ops_routes = http::ops_routes(state.clone());
         let mut routes = http::demo_routes();
@@ -195,6 +214,7 @@ impl Node {
         let (engine, app) = match &state.config.redis.url {
             None => {
                 let (layer, io) = builder.build_layer();
+                state.metrics.watch_load(load_source(io.clone()));
                 for init in handlers::register(&io, &state) {
                     // The in-process adapter has nothing to initialise.
                     let () = init;
@@ -227,6 +247,7 @@ impl Node {
                 state.metrics.watch_adapter(cluster.metrics().clone());
                 let (layer, io) =
                     builder.with_adapter::<ClusterAdapter<Emitter>>(cluster.clone()).build_layer();
+                state.metrics.watch_load(load_source(io.clone()));
                 for init in handlers::register(&io, &state) {
                     // Subscribes the namespace's channels; until then it would miss
                     // broadcasts from other nodes.
