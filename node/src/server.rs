@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Authenticator;
-use crate::config::{Config, RedisMode, SubscriptionModeConfig};
+use crate::build::BuildInfo;
+use crate::config::{Config, RedisConfig, RedisMode, SubscriptionModeConfig};
 use crate::db::lobby::Membership;
 use crate::db::resume::Ticket;
 use crate::db::{Db, DbError};
@@ -314,6 +315,7 @@ impl Node {
             })
         };
         let mut servers = vec![serve(app, listener)];
+        let ops_addr = ops.as_ref().map(|(_, l)| l.local_addr()).transpose()?;
         if let Some((router, listener)) = ops {
             tracing::info!(addr = %listener.local_addr()?, "ops listening");
             servers.push(serve(router, listener));
@@ -324,8 +326,22 @@ impl Node {
         let beating = CancellationToken::new();
         let heartbeat = tokio::spawn(heartbeat(state.clone(), engine.clone(), beating.clone()));
         state.set_ready(true);
-        // Logged once ready: tools wait for this line before connecting.
-        tracing::info!(%addr, node = %state.node_id, "listening");
+        // Logged once ready: tools wait for this line before connecting. It also says
+        // what runs, for whoever reads the log first.
+        let build = BuildInfo::CURRENT;
+        let config = &state.config;
+        tracing::info!(
+            %addr,
+            ops = %ops_addr.unwrap_or(addr),
+            node = %state.node_id,
+            version = %build.version,
+            commit = %build.commit,
+            store = %store_kind(&config.database.url),
+            adapter = %adapter_kind(&config.redis),
+            auth = %auth_methods(config).join(","),
+            guests = %config.auth.guest_namespaces.join(","),
+            "listening"
+        );
 
         shutdown.cancelled().await;
         let deadline = state.config.server.shutdown_timeout;
@@ -382,6 +398,31 @@ impl Node {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The store's kind, never its URL (which may hold a password).
+fn store_kind(url: &str) -> &'static str {
+    if url.starts_with("sqlite:") { "sqlite" } else { "postgres" }
+}
+
+/// `local` (one node) or the Redis adapter's mode.
+fn adapter_kind(redis: &RedisConfig) -> &'static str {
+    match (&redis.url, redis.mode) {
+        (None, _) => "local",
+        (Some(_), RedisMode::Classic) => "redis-classic",
+        (Some(_), RedisMode::Sharded) => "redis-sharded",
+    }
+}
+
+/// The credentials the node accepts: passwords always, tokens and cookies once keyed.
+fn auth_methods(config: &Config) -> Vec<&'static str> {
+    let jwt = &config.auth.jwt;
+    let methods = [
+        (AuthMethod::Password, true),
+        (AuthMethod::Token, jwt.secret.is_some() || jwt.public_key_file.is_some()),
+        (AuthMethod::Cookie, config.auth.session.secret.is_some()),
+    ];
+    methods.into_iter().filter(|(_, on)| *on).map(|(m, _)| m.as_str()).collect()
 }
 
 /// Records this node's heartbeat and sweeps nodes that stopped beating, until `stop`.
