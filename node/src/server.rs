@@ -14,15 +14,15 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::{Adapter, Emitter, LocalAdapter};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+use crate::auth::AuthMethod;
 use crate::auth::Authenticator;
 use crate::build::BuildInfo;
 use crate::config::{Config, RedisConfig, RedisMode, SubscriptionModeConfig};
 use crate::db::lobby::Membership;
 use crate::db::resume::Ticket;
 use crate::db::{Db, DbError};
-use crate::auth::AuthMethod;
 use crate::metrics::{LoadSource, Metrics, NamespaceLoad};
 use crate::reaper::RowReaper;
 use crate::requests::Dispatcher;
@@ -158,18 +158,21 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
 }
 
+/// `*` lets any page in without its cookies (`Access-Control-Allow-Origin: *`, no
+/// credentials: browsers refuse the two together); a list of origins lets those pages
+/// in with their cookies. A preflight is answered with the headers it asked for.
 fn cors(origins: &[String]) -> CorsLayer {
-    let allow = if origins.iter().any(|o| o == "*") {
-        // Mirroring the request's origin (not `*`) keeps credentialed requests working.
-        AllowOrigin::mirror_request()
+    let any = origins.iter().any(|o| o == "*");
+    let allow = if any {
+        AllowOrigin::any()
     } else {
         AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
     };
     CorsLayer::new()
         .allow_origin(allow)
-        .allow_credentials(true)
+        .allow_credentials(!any)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([axum::http::header::CONTENT_TYPE, axum::http::header::AUTHORIZATION])
+        .allow_headers(AllowHeaders::mirror_request())
 }
 
 impl Node {
@@ -259,6 +262,7 @@ impl Node {
         };
         let app = app
             .layer(axum::middleware::from_fn_with_state(state.clone(), http::gate_engine))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), http::serve_client))
             .layer(cors(&server.cors_origins));
         let listener = bind(server.listen).await?;
         Ok(Self { state, engine, app, listener, ops })
