@@ -176,10 +176,13 @@ impl Metrics {
     }
 
     /// Puts every series whose labels are known at start at zero: per namespace the
-    /// connection, user and room gauges and each handshake outcome (method `none` is
-    /// a handshake without credentials), and the adapter's message kinds.
+    /// connection, user and room gauges, each handshake outcome (method `none` is a
+    /// handshake without credentials), unknown events in and `error` events out; and
+    /// the adapter's message kinds. Other event names appear when first counted.
     pub fn preset(&self, namespaces: &[&str], methods: &[&str]) {
         for ns in namespaces {
+            self.events_in.with_label_values(&[ns, "unknown"]).inc_by(0);
+            self.events_out.with_label_values(&[ns, "error"]).inc_by(0);
             for gauge in [&self.connections, &self.users_online, &self.rooms] {
                 gauge.with_label_values(&[ns]).set(0);
             }
@@ -193,6 +196,22 @@ impl Metrics {
             self.adapter.with_label_values(&[kind]).inc_by(0);
         }
         self.errors.with_label_values(&["database"]).inc_by(0);
+    }
+
+    /// Puts the request series of every route (label, kind) and worker stream at zero.
+    pub fn preset_requests<'a>(
+        &self,
+        routes: impl Iterator<Item = (&'a str, &'a str)>,
+        streams: impl Iterator<Item = &'a str>,
+    ) {
+        for (route, kind) in routes {
+            self.request_duration.with_label_values(&[route, kind]);
+            self.request_timeouts.with_label_values(&[route, kind]).inc_by(0);
+        }
+        for stream in streams {
+            self.requests_reclaimed.with_label_values(&[stream]).inc_by(0);
+            self.requests_served.with_label_values(&[stream]).inc_by(0);
+        }
     }
 
     /// Counts users and rooms with `source` at each scrape from now on.

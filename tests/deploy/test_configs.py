@@ -179,7 +179,7 @@ def defined_metric_names():
         text = path.read_text()
         names |= set(re.findall(r'(?:gauge|counter|histogram)\(\s*"([a-z_]+)"', text))
         names |= set(re.findall(r'(?:IntCounter|IntGauge|Counter|Gauge|Histogram|IntCounterVec|IntGaugeVec|HistogramVec|CounterVec|GaugeVec)::new\(\s*"([a-z_]+)"', text))
-        names |= set(re.findall(r'HistogramOpts::new\(\s*"([a-z_]+)"', text))
+        names |= set(re.findall(r'(?:Histogram)?Opts::new\(\s*"([a-z_]+)"', text))
     return {f"roomcast_{n}" for n in names}
 
 

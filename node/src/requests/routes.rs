@@ -68,6 +68,14 @@ impl RouteTable {
         })
     }
 
+    /// The metrics labels of every route that can answer: (route label, kind).
+    pub fn labels(&self) -> impl Iterator<Item = (&str, RouteKind)> {
+        let configured = self.routes.iter().map(|r| (r.prefix.as_str(), r.kind));
+        // A built-in name that a configured prefix covers goes to that route instead.
+        let builtin = BUILTIN.iter().filter_map(|b| self.resolve(b)).map(|t| (t.label, t.kind));
+        configured.chain(builtin)
+    }
+
     /// Every stream a configured route queues on.
     pub fn streams(&self) -> impl Iterator<Item = &str> {
         self.routes.iter().filter_map(|r| r.stream.as_deref())
