@@ -171,6 +171,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_bundle_etag_is_the_vendored_version() {
+        let header = format!("/*!\n * Socket.IO v{CLIENT_VERSION}\n");
+        for (name, body) in CLIENT_FILES {
+            if name.ends_with(".map") {
+                assert!(body.starts_with('{'), "{name} is not a source map");
+            } else {
+                assert!(
+                    body.starts_with(&header),
+                    "{name} is not socket.io-client {CLIENT_VERSION}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_known_bundle_is_not_sent_again() {
+        let with = |tag: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::IF_NONE_MATCH, HeaderValue::from_str(tag).expect("value"));
+            client_file("socket.io.js", "x", &headers).status()
+        };
+        let etag = format!("\"{CLIENT_VERSION}\"");
+        assert_eq!(with(&etag), StatusCode::NOT_MODIFIED);
+        assert_eq!(with(&format!("W/{etag}")), StatusCode::NOT_MODIFIED);
+        assert_eq!(with("\"4.0.0\""), StatusCode::OK);
+        let fresh = client_file("socket.io.js.map", "{}", &HeaderMap::new());
+        assert_eq!(fresh.headers()[header::CONTENT_TYPE], "application/json; charset=utf-8");
+        assert_eq!(fresh.headers()[header::ETAG], etag.as_str());
+    }
+
+    #[test]
     fn a_detached_head_lets_go_of_the_read_buffer() {
         // As hyper parses: URI and header values are slices of one connection buffer.
         let buffer = Bytes::from(b"/socket.io/?EIO=4&transport=websocket;Bearer t;a=b".to_vec());

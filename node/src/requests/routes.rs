@@ -119,4 +119,26 @@ mod tests {
         assert!(table.resolve("echo.more").is_none());
         assert!(table.resolve("nope").is_none());
     }
+
+    #[test]
+    fn labels_name_every_route_that_can_answer() {
+        let t = RouteTable::new(&[
+            route("jobs.", RouteKind::Worker),
+            route("rooms.", RouteKind::Upstream),
+        ]);
+        let labels: Vec<_> = t.labels().collect();
+        assert_eq!(
+            labels,
+            [
+                // Longest prefix first.
+                ("rooms.", RouteKind::Upstream),
+                ("jobs.", RouteKind::Worker),
+                ("echo", RouteKind::Builtin),
+                ("time", RouteKind::Builtin),
+                // `rooms.list` goes to the `rooms.` upstream, labelled by its prefix.
+                ("rooms.", RouteKind::Upstream),
+                ("presence.room", RouteKind::Builtin),
+            ]
+        );
+    }
 }
