@@ -150,6 +150,32 @@ async function textLogsUntilListening(db, env = {}) {
   return out;
 }
 
+/** Connects two users (one twice) into rooms and checks the user and room gauges of `/`. */
+async function followsUsersAndRooms(s, opsUrl) {
+  const gauge = async (name, nsp = '/') => h.metricSum(await h.metrics(opsUrl), name, { nsp });
+  const [ta, tb] = [await h.mintToken(s.db, 'alice'), await h.mintToken(s.db, 'bob')];
+  const a1 = await h.connectClient('v4-websocket', s.url, { token: ta });
+  const a2 = await h.connectClient('v4-polling', s.url, { token: ta });
+  const b = await h.connectClient('v2', s.url, { token: tb });
+  try {
+    // Two sockets of alice are one user.
+    await h.waitUntil(async () => (await gauge('roomcast_users_online')) === 2, 'two users online');
+    assert.equal(await gauge('roomcast_users_online', '/chat'), 0);
+    await h.joinRoom(a1, 'ops-r1');
+    await h.joinRoom(a2, 'ops-r1');
+    await h.joinRoom(b, 'ops-r2');
+    assert.equal(await gauge('roomcast_rooms'), 2, 'ops-r1 and ops-r2, private rooms not counted');
+    a1.close();
+    a2.close();
+    await h.waitUntil(async () => (await gauge('roomcast_users_online')) === 1, 'alice gone');
+    assert.equal(await gauge('roomcast_rooms'), 1);
+  } finally {
+    for (const c of [a1, a2, b]) c.close();
+  }
+  await h.waitUntil(async () => (await gauge('roomcast_users_online')) === 0, 'nobody online');
+  assert.equal(await gauge('roomcast_rooms'), 0);
+}
+
 describe('what operators expect', () => {
   describe('version, build and process metrics', () => {
     let s;
@@ -221,29 +247,30 @@ describe('what operators expect', () => {
       }
     });
 
-    it('roomcast_users_online and roomcast_rooms follow users and rooms', async () => {
-      const gauge = async (name, nsp = '/') => h.metricSum(await h.metrics(opsUrl), name, { nsp });
-      const [ta, tb] = [await h.mintToken(s.db, 'alice'), await h.mintToken(s.db, 'bob')];
-      const a1 = await h.connectClient('v4-websocket', s.url, { token: ta });
-      const a2 = await h.connectClient('v4-polling', s.url, { token: ta });
-      const b = await h.connectClient('v2', s.url, { token: tb });
-      try {
-        // Two sockets of alice are one user.
-        await h.waitUntil(async () => (await gauge('roomcast_users_online')) === 2, 'two users online');
-        assert.equal(await gauge('roomcast_users_online', '/chat'), 0);
-        await h.joinRoom(a1, 'ops-r1');
-        await h.joinRoom(a2, 'ops-r1');
-        await h.joinRoom(b, 'ops-r2');
-        assert.equal(await gauge('roomcast_rooms'), 2, 'ops-r1 and ops-r2, private rooms not counted');
-        a1.close();
-        a2.close();
-        await h.waitUntil(async () => (await gauge('roomcast_users_online')) === 1, 'alice gone');
-        assert.equal(await gauge('roomcast_rooms'), 1);
-      } finally {
-        for (const c of [a1, a2, b]) c.close();
+    it('roomcast_users_online and roomcast_rooms follow users and rooms', () => followsUsersAndRooms(s, opsUrl));
+  });
+
+  describe('with the Redis adapter', () => {
+    let redis;
+    let s;
+    before(async () => {
+      redis = await h.startRedis();
+      s = await h.setupNode('sqlite', { users: ['alice', 'bob'], env: { REDIS_URL: redis.url } });
+    });
+    after(async () => {
+      await s?.teardown();
+      redis?.stop();
+    });
+
+    it('counts this node\'s users and rooms, and says so in its start-up line', async () => {
+      const line = s.node.logs().map((l) => { try { return JSON.parse(l); } catch { return null; } })
+        .find((o) => (o?.fields?.message ?? o?.message) === 'listening');
+      assert.equal((line.fields ?? line).adapter, 'redis-classic');
+      const m = await h.metrics(s.url);
+      for (const kind of ['published', 'received', 'redis_errors', 'reconnects']) {
+        assert.ok(m.some((x) => x.name === 'roomcast_adapter_messages_total' && x.labels.kind === kind), kind);
       }
-      await h.waitUntil(async () => (await gauge('roomcast_users_online')) === 0, 'nobody online');
-      assert.equal(await gauge('roomcast_rooms'), 0);
+      await followsUsersAndRooms(s, s.url);
     });
   });
 
