@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{OriginalUri, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -48,7 +48,7 @@ pub async fn serve_client(State(app): State<AppState>, req: Request, next: Next)
         .and_then(|rest| rest.strip_prefix('/'))
         .and_then(|name| CLIENT_FILES.iter().find(|(file, _)| *file == name));
     match file {
-        Some((name, body)) if req.method() == axum::http::Method::GET => {
+        Some((name, body)) if [Method::GET, Method::HEAD].contains(req.method()) => {
             client_file(name, body, req.headers())
         }
         _ => next.run(req).await,

@@ -345,6 +345,9 @@ describe('what operators expect', () => {
         assert.equal(map.status, 200);
         assert.equal(map.headers.get('content-type'), 'application/json; charset=utf-8');
         assert.equal(JSON.parse(map.body).version, 3);
+        const head = await fetch(`${s.url}/socket.io/${file}`, { method: 'HEAD' });
+        assert.equal(head.status, 200);
+        assert.equal(head.headers.get('etag'), etag);
         for (const tag of [etag, `W/${etag}`]) {
           const again = await fetch(`${s.url}/socket.io/${file}`, { headers: { 'If-None-Match': tag } });
           assert.equal(again.status, 304, `${file} revalidated with ${tag}`);
