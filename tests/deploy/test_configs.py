@@ -97,7 +97,7 @@ def test_compose_validates():
 
 def test_compose_services(compose):
     s = compose["services"]
-    assert {"redis", "postgres", "migrate", "node1", "node2", "node3", "lb", "prometheus", "otel-collector"} <= set(s)
+    assert {"redis", "postgres", "migrate", "node1", "node2", "node3", "lb", "prometheus", "grafana", "otel-collector"} <= set(s)
     assert "healthcheck" in s["postgres"] and "healthcheck" in s["redis"]
     assert s["migrate"]["command"] == ["migrate"]
     assert s["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
