@@ -584,6 +584,21 @@ pub enum ConfigError {
     },
 }
 
+/// The `ROOMCAST_*` variables among `names` that set nothing (most likely misspelt);
+/// the node names them in a warning at start and otherwise ignores them.
+pub fn unknown_env_vars(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let known = |name: &str| {
+        name.eq_ignore_ascii_case(CONFIG_FILE_ENV)
+            || ENV_VARS.iter().any(|(var, _)| name.eq_ignore_ascii_case(var))
+    };
+    let mut unknown: Vec<String> = names
+        .into_iter()
+        .filter(|name| name.to_ascii_uppercase().starts_with("ROOMCAST_") && !known(name))
+        .collect();
+    unknown.sort();
+    unknown
+}
+
 fn load_error(e: figment::Error) -> ConfigError {
     let field = e.path.join(".").to_lowercase();
     let from_env = e.metadata.as_ref().is_some_and(|m| m.name.contains("environment"));
@@ -1058,6 +1073,15 @@ mod tests {
             assert!(err.contains("server.trusted_proxies"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn unknown_roomcast_variables_are_named() {
+        let names = ["ROOMCAST_LISTEN", "ROOMCAST_CONFIG", "roomcast_log_level", "ROOMCAST_LISTN"]
+            .into_iter()
+            .chain(["DATABASE_URL", "HOME", "ROOMCAST_PING_INTREVAL"])
+            .map(String::from);
+        assert_eq!(unknown_env_vars(names), ["ROOMCAST_LISTN", "ROOMCAST_PING_INTREVAL"]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Plain HTTP routes: the demo page, liveness, readiness and metrics.
+//! Plain HTTP routes: the demo page, liveness, readiness, metrics and version.
 
 use std::net::IpAddr;
 
+use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{OriginalUri, Request, State};
@@ -10,27 +11,77 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
+use crate::build::BuildInfo;
 use crate::state::AppState;
 
 /// The demo chat at `/` and the official browser client it loads.
 pub fn demo_routes() -> Router {
     const PAGE: &str = include_str!("../assets/index.html");
-    const CLIENT: &str = include_str!("../assets/socket.io.min.js");
     Router::new().route("/", get(async || Html(PAGE))).route(
         "/assets/socket.io.min.js",
-        get(async || {
-            let headers = [
-                (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
-                (header::CACHE_CONTROL, "public, max-age=86400"),
-            ];
-            (headers, CLIENT)
-        }),
+        get(async |headers: HeaderMap| client_file("socket.io.min.js", MIN_JS, &headers)),
     )
 }
 
-/// `/livez`, `/readyz` and `/metrics`.
+/// The version of the vendored `socket.io-client` bundle, its ETag as in Node's server.
+pub const CLIENT_VERSION: &str = "4.8.4";
+
+/// The bundle most pages load, also under `/assets` for the demo page.
+const MIN_JS: &str = include_str!("../assets/socket.io.min.js");
+
+/// The browser bundle files Node's Socket.IO serves under its path, by name (its
+/// msgpack build excepted: this server speaks the default parser only).
+const CLIENT_FILES: &[(&str, &str)] = &[
+    ("socket.io.js", include_str!("../assets/socket.io.js")),
+    ("socket.io.js.map", include_str!("../assets/socket.io.js.map")),
+    ("socket.io.min.js", MIN_JS),
+    ("socket.io.min.js.map", include_str!("../assets/socket.io.min.js.map")),
+    ("socket.io.esm.min.js", include_str!("../assets/socket.io.esm.min.js")),
+    ("socket.io.esm.min.js.map", include_str!("../assets/socket.io.esm.min.js.map")),
+];
+
+/// Serves `<server.path>/socket.io.js` and the other bundle files, before the
+/// Socket.IO layer would take the request for a transport.
+pub async fn serve_client(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let base = app.config.server.path.trim_end_matches('/');
+    let file = req
+        .uri()
+        .path()
+        .strip_prefix(base)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|name| CLIENT_FILES.iter().find(|(file, _)| *file == name));
+    match file {
+        Some((name, body)) if [Method::GET, Method::HEAD].contains(req.method()) => {
+            client_file(name, body, req.headers())
+        }
+        _ => next.run(req).await,
+    }
+}
+
+/// One bundle file with Node's caching: revalidated each time (`max-age=0`) against
+/// the client version as ETag, `304 Not Modified` when the browser has it.
+fn client_file(name: &str, body: &'static str, headers: &HeaderMap) -> Response {
+    let etag = format!("\"{CLIENT_VERSION}\"");
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == etag || v.strip_prefix("W/") == Some(etag.as_str()));
+    if fresh {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let kind = if name.ends_with(".map") { "application/json" } else { "application/javascript" };
+    let headers = [
+        (header::CONTENT_TYPE, format!("{kind}; charset=utf-8")),
+        (header::CACHE_CONTROL, "public, max-age=0".to_owned()),
+        (header::ETAG, etag),
+    ];
+    (headers, body).into_response()
+}
+
+/// `/livez`, `/readyz`, `/metrics` and `/version`.
 pub fn ops_routes(state: AppState) -> Router {
     Router::new()
+        .route("/version", get(async || Json(BuildInfo::CURRENT)))
         .route("/livez", get(async || "ok"))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -181,6 +232,37 @@ mod tests {
         assert_eq!(opened_sid(v3_binary), Some("aB3"));
         assert_eq!(opened_sid(br#"0{"sid":"a\"b"}"#), None);
         assert_eq!(opened_sid(b"ok"), None);
+    }
+
+    #[test]
+    fn the_bundle_etag_is_the_vendored_version() {
+        let header = format!("/*!\n * Socket.IO v{CLIENT_VERSION}\n");
+        for (name, body) in CLIENT_FILES {
+            if name.ends_with(".map") {
+                assert!(body.starts_with('{'), "{name} is not a source map");
+            } else {
+                assert!(
+                    body.starts_with(&header),
+                    "{name} is not socket.io-client {CLIENT_VERSION}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_known_bundle_is_not_sent_again() {
+        let with = |tag: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::IF_NONE_MATCH, HeaderValue::from_str(tag).expect("value"));
+            client_file("socket.io.js", "x", &headers).status()
+        };
+        let etag = format!("\"{CLIENT_VERSION}\"");
+        assert_eq!(with(&etag), StatusCode::NOT_MODIFIED);
+        assert_eq!(with(&format!("W/{etag}")), StatusCode::NOT_MODIFIED);
+        assert_eq!(with("\"4.0.0\""), StatusCode::OK);
+        let fresh = client_file("socket.io.js.map", "{}", &HeaderMap::new());
+        assert_eq!(fresh.headers()[header::CONTENT_TYPE], "application/json; charset=utf-8");
+        assert_eq!(fresh.headers()[header::ETAG], etag.as_str());
     }
 
     #[test]

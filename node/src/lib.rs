@@ -25,12 +25,14 @@
 pub mod accept;
 pub mod admin;
 pub mod auth;
+pub mod build;
 pub mod config;
 pub mod db;
 pub mod guard;
 pub mod handlers;
 pub mod http;
 pub mod metrics;
+pub mod process;
 pub mod reaper;
 pub mod requests;
 pub mod rooms;

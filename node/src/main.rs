@@ -2,6 +2,7 @@
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -9,13 +10,14 @@ use reqwest::Method;
 use roomcast_node::Node;
 use roomcast_node::admin::client::{AdminClient, segment};
 use roomcast_node::auth::{jwt, password};
-use roomcast_node::config::{CONFIG_FILE_ENV, Config};
+use roomcast_node::build::BuildInfo;
+use roomcast_node::config::{CONFIG_FILE_ENV, Config, ConfigError, unknown_env_vars};
 use roomcast_node::db::Db;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "roomcast", version, about = "A horizontally scaled Socket.IO server")]
+#[command(name = "roomcast", version = BuildInfo::LONG_VERSION, about = "A horizontally scaled Socket.IO server")]
 struct Cli {
     /// TOML configuration file; environment variables override it.
     #[arg(long, global = true, env = CONFIG_FILE_ENV)]
@@ -228,13 +230,46 @@ async fn store(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Exit status of a configuration that cannot be used, as for a bad command line.
+const EXIT_CONFIG: u8 = 2;
+
+/// Prints a failure as one line of causes (no backtrace, whatever `RUST_BACKTRACE`
+/// says) and exits 2 for a configuration error, 1 for anything else.
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("roomcast: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roomcast: {e:#}");
+            if e.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// `ROOMCAST_*` variables of this process that set nothing.
+fn unknown_env() -> Vec<String> {
+    unknown_env_vars(std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let telemetry = roomcast_node::telemetry::init(&config)?;
+            for variable in unknown_env() {
+                tracing::warn!(%variable, "unknown environment variable ignored");
+            }
             let node = Node::build(config).await?;
             let shutdown = CancellationToken::new();
             tokio::spawn({
@@ -312,6 +347,9 @@ async fn main() -> anyhow::Result<()> {
                 if secret.is_some() {
                     *secret = Some("<hidden>".into());
                 }
+            }
+            for variable in unknown_env() {
+                eprintln!("warning: unknown environment variable {variable} ignored");
             }
             // TOML, the file format, so the output can be fed back as a file.
             println!("{}", toml::to_string_pretty(&shown)?);

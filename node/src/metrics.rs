@@ -1,15 +1,35 @@
 //! Prometheus metrics of a node.
 //!
 //! Label values are bounded: event names are those the node defines (anything else is
-//! counted as `unknown`), so a client cannot grow the registry.
+//! counted as `unknown`), so a client cannot grow the registry. The namespace label is
+//! `nsp`, Socket.IO's own short name for it, so it never collides with the `namespace` label
+//! Kubernetes service discovery adds.
+//!
+//! Series whose label values are known at start (per namespace, per auth method) are
+//! present at zero from the first scrape, so dashboards and alerts see 0, not nothing.
 
 use std::sync::{Arc, OnceLock};
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use roomcast_adapter::AdapterMetrics;
+
+use crate::build::BuildInfo;
+use crate::process::ProcessCollector;
+
+/// What this node holds in one namespace, counted at scrape time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NamespaceLoad {
+    /// Distinct authenticated users with a socket here.
+    pub users: usize,
+    /// Rooms with a member here (a socket's own room not counted).
+    pub rooms: usize,
+}
+
+/// Counts [`NamespaceLoad`] for each namespace, when asked.
+pub type LoadSource = Box<dyn Fn() -> Vec<(&'static str, NamespaceLoad)> + Send + Sync>;
 
 /// The node's metrics, registered in their own registry.
 #[derive(Clone)]
@@ -39,7 +59,29 @@ pub struct Metrics {
     /// Redis adapter activity by kind (published, received, redis_errors, …).
     adapter: IntCounterVec,
     adapter_source: Arc<OnceLock<Arc<AdapterMetrics>>>,
+    /// Distinct authenticated users with a socket on this node, by namespace.
+    pub users_online: IntGaugeVec,
+    /// Rooms with a member on this node, by namespace.
+    pub rooms: IntGaugeVec,
+    load_source: Arc<OnceLock<LoadSource>>,
+    /// `process_*`, outside the `roomcast_` prefix as every exporter names them.
+    process: Registry,
 }
+
+/// Values the adapter counter takes, exported at zero before the first message.
+const ADAPTER_KINDS: [&str; 8] = [
+    "published",
+    "publish_errors",
+    "received",
+    "decode_errors",
+    "dropped",
+    "redis_errors",
+    "reconnects",
+    "request_timeouts",
+];
+
+/// Handshake outcomes, exported at zero per namespace and method.
+const HANDSHAKE_RESULTS: [&str; 3] = ["accepted", "refused", "limited"];
 
 impl Metrics {
     /// A fresh registry with every metric at zero.
@@ -56,14 +98,14 @@ impl Metrics {
             metric
         };
         Self {
-            connections: gauge("connections", "Connected sockets", &["namespace"]),
+            connections: gauge("connections", "Connected sockets", &["nsp"]),
             handshakes: counter(
                 "handshakes_total",
                 "Handshakes by outcome",
-                &["namespace", "method", "result"],
+                &["nsp", "method", "result"],
             ),
-            events_in: counter("events_in_total", "Events received", &["namespace", "event"]),
-            events_out: counter("events_out_total", "Events emitted", &["namespace", "event"]),
+            events_in: counter("events_in_total", "Events received", &["nsp", "event"]),
+            events_out: counter("events_out_total", "Events emitted", &["nsp", "event"]),
             errors: counter("errors_total", "Errors by kind", &["kind"]),
             swept_nodes: {
                 let metric = IntCounter::new("swept_nodes_total", "Dead nodes swept by this node")
@@ -104,7 +146,85 @@ impl Metrics {
                 &["kind"],
             ),
             adapter_source: Arc::default(),
+            users_online: gauge(
+                "users_online",
+                "Distinct authenticated users with a socket on this node",
+                &["nsp"],
+            ),
+            rooms: gauge("rooms", "Rooms with a member on this node", &["nsp"]),
+            load_source: Arc::default(),
+            process: {
+                let process = Registry::new();
+                process.register(Box::new(ProcessCollector::new())).expect("registered once");
+                process
+            },
             registry,
+        }
+        .with_build_info(&BuildInfo::CURRENT)
+    }
+
+    /// Adds `roomcast_build_info{version,commit,profile} 1`.
+    fn with_build_info(self, build: &BuildInfo) -> Self {
+        let opts = Opts::new("build_info", "The running build; always 1")
+            .const_label("version", build.version)
+            .const_label("commit", build.commit)
+            .const_label("profile", build.profile);
+        let info = IntGauge::with_opts(opts).expect("valid metric");
+        info.set(1);
+        self.registry.register(Box::new(info)).expect("registered once");
+        self
+    }
+
+    /// Puts every series whose labels are known at start at zero: per namespace the
+    /// connection, user and room gauges, each handshake outcome (method `none` is a
+    /// handshake without credentials), unknown events in and `error` events out; and
+    /// the adapter's message kinds. Other event names appear when first counted.
+    pub fn preset(&self, namespaces: &[&str], methods: &[&str]) {
+        for ns in namespaces {
+            self.events_in.with_label_values(&[ns, "unknown"]).inc_by(0);
+            self.events_out.with_label_values(&[ns, "error"]).inc_by(0);
+            for gauge in [&self.connections, &self.users_online, &self.rooms] {
+                gauge.with_label_values(&[ns]).set(0);
+            }
+            for method in methods.iter().chain(&["none"]) {
+                for result in HANDSHAKE_RESULTS {
+                    self.handshakes.with_label_values(&[ns, method, result]).inc_by(0);
+                }
+            }
+        }
+        for kind in ADAPTER_KINDS {
+            self.adapter.with_label_values(&[kind]).inc_by(0);
+        }
+        self.errors.with_label_values(&["database"]).inc_by(0);
+    }
+
+    /// Puts the request series of every route (label, kind) and worker stream at zero.
+    pub fn preset_requests<'a>(
+        &self,
+        routes: impl Iterator<Item = (&'a str, &'a str)>,
+        streams: impl Iterator<Item = &'a str>,
+    ) {
+        for (route, kind) in routes {
+            self.request_duration.with_label_values(&[route, kind]);
+            self.request_timeouts.with_label_values(&[route, kind]).inc_by(0);
+        }
+        for stream in streams {
+            self.requests_reclaimed.with_label_values(&[stream]).inc_by(0);
+            self.requests_served.with_label_values(&[stream]).inc_by(0);
+        }
+    }
+
+    /// Counts users and rooms with `source` at each scrape from now on.
+    pub fn watch_load(&self, source: LoadSource) {
+        let _ = self.load_source.set(source);
+    }
+
+    fn refresh_load(&self) {
+        let Some(source) = self.load_source.get() else { return };
+        for (ns, load) in source() {
+            let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            self.users_online.with_label_values(&[ns]).set(count(load.users));
+            self.rooms.with_label_values(&[ns]).set(count(load.rooms));
         }
     }
 
@@ -122,16 +242,17 @@ impl Metrics {
     fn refresh_adapter(&self) {
         let Some(source) = self.adapter_source.get() else { return };
         let s = source.snapshot();
-        for (kind, value) in [
-            ("published", s.published),
-            ("publish_errors", s.publish_errors),
-            ("received", s.received),
-            ("decode_errors", s.decode_errors),
-            ("dropped", s.dropped),
-            ("redis_errors", s.redis_errors),
-            ("reconnects", s.reconnects),
-            ("request_timeouts", s.request_timeouts),
-        ] {
+        let values = [
+            s.published,
+            s.publish_errors,
+            s.received,
+            s.decode_errors,
+            s.dropped,
+            s.redis_errors,
+            s.reconnects,
+            s.request_timeouts,
+        ];
+        for (kind, value) in ADAPTER_KINDS.into_iter().zip(values) {
             let counter = self.adapter.with_label_values(&[kind]);
             counter.inc_by(value.saturating_sub(counter.get()));
         }
@@ -140,9 +261,12 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         self.refresh_adapter();
+        self.refresh_load();
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metrics.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        let _ = TextEncoder::new().encode(&families, &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
 }
@@ -164,9 +288,41 @@ mod tests {
         m.connections.with_label_values(&["/"]).set(2);
         let text = m.render();
         assert!(
-            text.contains("roomcast_events_in_total{event=\"join room\",namespace=\"/\"} 1"),
+            text.contains("roomcast_events_in_total{event=\"join room\",nsp=\"/\"} 1"),
             "{text}"
         );
-        assert!(text.contains("roomcast_connections{namespace=\"/\"} 2"), "{text}");
+        assert!(text.contains("roomcast_connections{nsp=\"/\"} 2"), "{text}");
+        assert!(!text.contains("namespace="), "{text}");
+    }
+
+    #[test]
+    fn known_series_start_at_zero() {
+        let m = Metrics::new();
+        m.preset(&["/", "/chat"], &["password", "token"]);
+        let text = m.render();
+        for line in [
+            "roomcast_connections{nsp=\"/chat\"} 0",
+            "roomcast_users_online{nsp=\"/\"} 0",
+            "roomcast_rooms{nsp=\"/chat\"} 0",
+            "roomcast_handshakes_total{method=\"none\",nsp=\"/\",result=\"refused\"} 0",
+            "roomcast_handshakes_total{method=\"token\",nsp=\"/chat\",result=\"limited\"} 0",
+            "roomcast_adapter_messages_total{kind=\"reconnects\"} 0",
+            "roomcast_errors_total{kind=\"database\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from {text}");
+        }
+        let build = text.lines().find(|l| l.starts_with("roomcast_build_info{")).expect("build");
+        assert!(build.ends_with("} 1"), "{build}");
+        assert!(build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))), "{build}");
+    }
+
+    #[test]
+    fn load_is_counted_at_scrape_time() {
+        let m = Metrics::new();
+        let load = NamespaceLoad { users: 3, rooms: 7 };
+        m.watch_load(Box::new(move || vec![("/", load)]));
+        let text = m.render();
+        assert!(text.contains("roomcast_users_online{nsp=\"/\"} 3"), "{text}");
+        assert!(text.contains("roomcast_rooms{nsp=\"/\"} 7"), "{text}");
     }
 }

@@ -1,6 +1,7 @@
 //! Wiring a node, top to bottom: store, credentials, Socket.IO, HTTP, and a shutdown
 //! that drains before it exits.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,15 +13,17 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::{Adapter, Emitter, LocalAdapter};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::accept::{self, ConnectionLimits};
+use crate::auth::AuthMethod;
 use crate::auth::Authenticator;
-use crate::config::{Config, RedisMode, SubscriptionModeConfig};
+use crate::build::BuildInfo;
+use crate::config::{Config, RedisConfig, RedisMode, SubscriptionModeConfig};
 use crate::db::lobby::Membership;
 use crate::db::resume::Ticket;
 use crate::db::{Db, DbError};
-use crate::metrics::Metrics;
+use crate::metrics::{LoadSource, Metrics, NamespaceLoad};
 use crate::reaper::RowReaper;
 use crate::requests::Dispatcher;
 use crate::session::Member;
@@ -110,6 +113,25 @@ fn members<A: Adapter>(io: &SocketIo<A>) -> Vec<Arc<Member>> {
         .collect()
 }
 
+/// Counts, at each scrape, the users and rooms of this node's sockets per namespace.
+fn load_source<A: Adapter>(io: SocketIo<A>) -> LoadSource {
+    Box::new(move || {
+        handlers::NAMESPACES
+            .iter()
+            .map(|ns| {
+                let sockets = io.of(*ns).map(|ns| ns.sockets()).unwrap_or_default();
+                let users: HashSet<String> = sockets
+                    .iter()
+                    .filter_map(|s| s.extensions.get::<Arc<Member>>())
+                    .map(|m| m.identity.user.clone())
+                    .collect();
+                let rooms: HashSet<_> = sockets.iter().flat_map(|s| s.rooms()).collect();
+                (*ns, NamespaceLoad { users: users.len(), rooms: rooms.len() })
+            })
+            .collect()
+    })
+}
+
 fn tickets<A: Adapter>(io: &SocketIo<A>) -> Vec<Ticket> {
     let Some(ns) = io.of(handlers::workspace::NAMESPACE) else { return Vec::new() };
     ns.sockets()
@@ -149,18 +171,21 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
 }
 
+/// `*` lets any page in without its cookies (`Access-Control-Allow-Origin: *`, no
+/// credentials: browsers refuse the two together); a list of origins lets those pages
+/// in with their cookies. A preflight is answered with the headers it asked for.
 fn cors(origins: &[String]) -> CorsLayer {
-    let allow = if origins.iter().any(|o| o == "*") {
-        // Mirroring the request's origin (not `*`) keeps credentialed requests working.
-        AllowOrigin::mirror_request()
+    let any = origins.iter().any(|o| o == "*");
+    let allow = if any {
+        AllowOrigin::any()
     } else {
         AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
     };
     CorsLayer::new()
         .allow_origin(allow)
-        .allow_credentials(true)
+        .allow_credentials(!any)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([axum::http::header::CONTENT_TYPE, axum::http::header::AUTHORIZATION])
+        .allow_headers(AllowHeaders::mirror_request())
 }
 
 impl Node {
@@ -194,10 +219,8 @@ impl Node {
             // same clock.
             .connect_timeout(crate::guard::CONNECT_TIMEOUT)
             .with_state(state.clone());
-        for ns in handlers::NAMESPACES {
-            // Present the gauge from the start, so dashboards see 0 rather than nothing.
-            state.metrics.connections.with_label_values(&[ns]).set(0);
-        }
+        let methods = [AuthMethod::Password, AuthMethod::Token, AuthMethod::Cookie];
+        state.metrics.preset(handlers::NAMESPACES, &methods.map(AuthMethod::as_str));
 
         let ops_routes = http::ops_routes(state.clone());
         let mut routes = http::demo_routes();
@@ -213,6 +236,7 @@ impl Node {
                 let (layer, io) = builder.build_layer();
                 let (routes, ops) =
                     with_admin(routes, ops, crate::admin::routes(&state, io.clone()));
+                state.metrics.watch_load(load_source(io.clone()));
                 for init in handlers::register(&io, &state) {
                     // The in-process adapter has nothing to initialise.
                     let () = init;
@@ -247,6 +271,7 @@ impl Node {
                     builder.with_adapter::<ClusterAdapter<Emitter>>(cluster.clone()).build_layer();
                 let (routes, ops) =
                     with_admin(routes, ops, crate::admin::routes(&state, io.clone()));
+                state.metrics.watch_load(load_source(io.clone()));
                 for init in handlers::register(&io, &state) {
                     // Subscribes the namespace's channels; until then it would miss
                     // broadcasts from other nodes.
@@ -257,6 +282,7 @@ impl Node {
         };
         let app = app
             .layer(axum::middleware::from_fn_with_state(state.clone(), http::gate_engine))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), http::serve_client))
             .layer(cors(&server.cors_origins));
         let listener = bind(server.listen).await?;
         Ok(Self { state, engine, app, listener, ops })
@@ -306,6 +332,7 @@ impl Node {
             tokio::spawn(accept::serve(listener, router, limits, metrics, stop))
         };
         let mut servers = vec![serve(app, listener)];
+        let ops_addr = ops.as_ref().map(|(_, l)| l.local_addr()).transpose()?;
         if let Some((router, listener)) = ops {
             tracing::info!(addr = %listener.local_addr()?, "ops listening");
             servers.push(serve(router, listener));
@@ -316,8 +343,22 @@ impl Node {
         let beating = CancellationToken::new();
         let heartbeat = tokio::spawn(heartbeat(state.clone(), engine.clone(), beating.clone()));
         state.set_ready(true);
-        // Logged once ready: tools wait for this line before connecting.
-        tracing::info!(%addr, node = %state.node_id, "listening");
+        // Logged once ready: tools wait for this line before connecting. It also says
+        // what runs, for whoever reads the log first.
+        let build = BuildInfo::CURRENT;
+        let config = &state.config;
+        tracing::info!(
+            %addr,
+            ops = %ops_addr.unwrap_or(addr),
+            node = %state.node_id,
+            version = %build.version,
+            commit = %build.commit,
+            store = %store_kind(&config.database.url),
+            adapter = %adapter_kind(&config.redis),
+            auth = %auth_methods(config).join(","),
+            guests = %config.auth.guest_namespaces.join(","),
+            "listening"
+        );
 
         shutdown.cancelled().await;
         let deadline = state.config.server.shutdown_timeout;
@@ -372,6 +413,31 @@ impl Node {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The store's kind, never its URL (which may hold a password).
+fn store_kind(url: &str) -> &'static str {
+    if url.starts_with("sqlite:") { "sqlite" } else { "postgres" }
+}
+
+/// `local` (one node) or the Redis adapter's mode.
+fn adapter_kind(redis: &RedisConfig) -> &'static str {
+    match (&redis.url, redis.mode) {
+        (None, _) => "local",
+        (Some(_), RedisMode::Classic) => "redis-classic",
+        (Some(_), RedisMode::Sharded) => "redis-sharded",
+    }
+}
+
+/// The credentials the node accepts: passwords always, tokens and cookies once keyed.
+fn auth_methods(config: &Config) -> Vec<&'static str> {
+    let jwt = &config.auth.jwt;
+    let methods = [
+        (AuthMethod::Password, true),
+        (AuthMethod::Token, jwt.secret.is_some() || jwt.public_key_file.is_some()),
+        (AuthMethod::Cookie, config.auth.session.secret.is_some()),
+    ];
+    methods.into_iter().filter(|(_, on)| *on).map(|(m, _)| m.as_str()).collect()
 }
 
 /// Records this node's heartbeat and sweeps nodes that stopped beating, until `stop`.

@@ -7,6 +7,7 @@
 //! headers); the node or worker that answers continues the trace from there.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TracerProvider as _;
@@ -45,7 +46,10 @@ impl Telemetry {
 pub fn init(config: &Config) -> Result<Telemetry, TelemetryError> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stdout);
+    // Colours only for a person at a terminal; files and collectors get plain text.
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stdout)
+        .with_ansi(std::io::stdout().is_terminal());
     let logs = match config.log.format {
         LogFormat::Json => logs.json().flatten_event(true).boxed(),
         LogFormat::Text => logs.boxed(),

@@ -142,7 +142,7 @@ async fn ops_endpoints_answer() {
     assert_eq!(get("/livez").await.status(), 200);
     assert_eq!(get("/readyz").await.status(), 200);
     let metrics = get("/metrics").await.text().await.expect("body");
-    assert!(metrics.contains("roomcast_connections{namespace=\"/\"} 0"), "{metrics}");
+    assert!(metrics.contains("roomcast_connections{nsp=\"/\"} 0"), "{metrics}");
     app.shutdown.cancel();
     app.task.await.expect("joined").expect("clean exit");
 }

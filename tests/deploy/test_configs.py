@@ -97,7 +97,7 @@ def test_compose_validates():
 
 def test_compose_services(compose):
     s = compose["services"]
-    assert {"redis", "postgres", "migrate", "node1", "node2", "node3", "lb", "prometheus", "otel-collector"} <= set(s)
+    assert {"redis", "postgres", "migrate", "node1", "node2", "node3", "lb", "prometheus", "grafana", "otel-collector"} <= set(s)
     assert "healthcheck" in s["postgres"] and "healthcheck" in s["redis"]
     assert s["migrate"]["command"] == ["migrate"]
     assert s["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
@@ -187,7 +187,7 @@ def defined_metric_names():
         text = path.read_text()
         names |= set(re.findall(r'(?:gauge|counter|histogram)\(\s*"([a-z_]+)"', text))
         names |= set(re.findall(r'(?:IntCounter|IntGauge|Counter|Gauge|Histogram|IntCounterVec|IntGaugeVec|HistogramVec|CounterVec|GaugeVec)::new\(\s*"([a-z_]+)"', text))
-        names |= set(re.findall(r'HistogramOpts::new\(\s*"([a-z_]+)"', text))
+        names |= set(re.findall(r'(?:Histogram)?Opts::new\(\s*"([a-z_]+)"', text))
     return {f"roomcast_{n}" for n in names}
 
 

@@ -1,6 +1,8 @@
 // The demo page in a real browser: two headless Chromium pages sign in, chat with each
-// other through the official browser bundle, and see each other typing. A screenshot is
-// kept as a test artifact in target/e2e-artifacts/.
+// other through the official browser bundle, and see each other typing in the room
+// they type in only. On a phone-sized screen Send stays visible; offline, a banner
+// shows and the input is disabled. Screenshots are kept as test artifacts in
+// target/e2e-artifacts/.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -89,5 +91,58 @@ describe('demo page in headless Chromium', { timeout: 90000 }, () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     await bob.screenshot({ path: join(ARTIFACTS, 'demo-chat.png') });
     assert.ok(existsSync(join(ARTIFACTS, 'demo-chat.png')));
+  });
+
+  it('shows typing only in the room it happens in', async () => {
+    const alice = await signIn('alice');
+    const bob = await signIn('bob');
+    for (const page of [alice, bob]) {
+      await page.fill('#join-name', 'standup');
+      await page.press('#join-name', 'Enter');
+      await page.waitForSelector('#rooms li.active:has-text("standup")', { timeout: 5000 });
+    }
+    // Bob looks at the lobby while alice types in #standup.
+    await bob.click('#rooms li:has-text("lobby")');
+    await bob.waitForSelector('#rooms li.active:has-text("lobby")', { timeout: 5000 });
+    await alice.type('#message', 'about the release');
+    await alice.waitForTimeout(500);
+    assert.equal(await bob.textContent('#typing'), '', 'typing in #standup is not shown in #lobby');
+    await alice.type('#message', ' today');
+    await bob.click('#rooms li:has-text("standup")');
+    await bob.waitForSelector('#typing:has-text("alice typing")', { timeout: 5000 });
+    await alice.close();
+    await bob.close();
+  });
+
+  it('fits a 390 px wide phone: Send visible, a banner and a disabled input while offline', async () => {
+    const own = await setupNode('sqlite', { users: ['erin'] });
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    try {
+      await page.goto(own.url);
+      await page.fill('#login-name', 'erin');
+      await page.fill('#login-password', 'erin-pw');
+      await page.click('#login button');
+      await page.waitForSelector('#chat:not(.hidden)', { timeout: 5000 });
+      await page.waitForSelector('#rooms li.active:has-text("lobby")', { timeout: 5000 });
+      const send = await page.locator('#send').boundingBox();
+      assert.ok(send, 'Send is rendered');
+      assert.ok(send.x >= 0 && send.x + send.width <= 390 && send.y + send.height <= 844, `Send at ${JSON.stringify(send)}`);
+      const input = await page.locator('#message').boundingBox();
+      assert.ok(input.width >= 150, `message box ${input.width} px wide`);
+      assert.equal(await page.evaluate(() => document.documentElement.scrollWidth), 390, 'no sideways scrolling');
+      assert.ok(await page.isHidden('#offline'));
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS, 'demo-chat-phone.png') });
+
+      await own.node.stop();
+      await page.waitForSelector('#offline:not(.hidden)', { timeout: 10000 });
+      assert.ok(await page.isDisabled('#message'));
+      assert.ok(await page.isDisabled('#send'));
+      assert.match(await page.textContent('#offline'), /Offline/);
+      await page.screenshot({ path: join(ARTIFACTS, 'demo-chat-phone-offline.png') });
+    } finally {
+      await page.close();
+      await own.teardown();
+    }
   });
 });

@@ -158,6 +158,10 @@ impl Dispatcher {
             .collect();
         streams.sort();
         streams.dedup();
+        metrics.preset_requests(
+            table.labels().map(|(label, kind)| (label, kind.as_str())),
+            streams.iter().map(String::as_str),
+        );
         let queue = match &config.redis.url {
             Some(url) if !streams.is_empty() => Some(
                 Queue::start(

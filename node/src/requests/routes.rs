@@ -68,6 +68,14 @@ impl RouteTable {
         })
     }
 
+    /// The metrics labels of every route that can answer: (route label, kind).
+    pub fn labels(&self) -> impl Iterator<Item = (&str, RouteKind)> {
+        let configured = self.routes.iter().map(|r| (r.prefix.as_str(), r.kind));
+        // A built-in name that a configured prefix covers goes to that route instead.
+        let builtin = BUILTIN.iter().filter_map(|b| self.resolve(b)).map(|t| (t.label, t.kind));
+        configured.chain(builtin)
+    }
+
     /// Every stream a configured route queues on.
     pub fn streams(&self) -> impl Iterator<Item = &str> {
         self.routes.iter().filter_map(|r| r.stream.as_deref())
@@ -110,5 +118,27 @@ mod tests {
         assert_eq!((t.label, t.kind), ("echo", RouteKind::Builtin));
         assert!(table.resolve("echo.more").is_none());
         assert!(table.resolve("nope").is_none());
+    }
+
+    #[test]
+    fn labels_name_every_route_that_can_answer() {
+        let t = RouteTable::new(&[
+            route("jobs.", RouteKind::Worker),
+            route("rooms.", RouteKind::Upstream),
+        ]);
+        let labels: Vec<_> = t.labels().collect();
+        assert_eq!(
+            labels,
+            [
+                // Longest prefix first.
+                ("rooms.", RouteKind::Upstream),
+                ("jobs.", RouteKind::Worker),
+                ("echo", RouteKind::Builtin),
+                ("time", RouteKind::Builtin),
+                // `rooms.list` goes to the `rooms.` upstream, labelled by its prefix.
+                ("rooms.", RouteKind::Upstream),
+                ("presence.room", RouteKind::Builtin),
+            ]
+        );
     }
 }
