@@ -6,8 +6,8 @@
 use std::sync::{Arc, OnceLock};
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use roomcast_adapter::AdapterMetrics;
 
@@ -39,6 +39,16 @@ pub struct Metrics {
     /// Redis adapter activity by kind (published, received, redis_errors, …).
     adapter: IntCounterVec,
     adapter_source: Arc<OnceLock<Arc<AdapterMetrics>>>,
+    /// Packets that could not reach their client, by namespace and kind (ack, event,
+    /// broadcast): its buffer was full or it was gone.
+    pub undelivered: IntCounterVec,
+    /// Emits dropped because the client's buffer was full, by namespace.
+    pub emits_dropped: IntCounterVec,
+    /// 1 while the Redis adapter is connected (publisher up, subscriptions in place).
+    adapter_connected: IntGauge,
+    adapter_link: Arc<OnceLock<Box<dyn Fn() -> bool + Send + Sync>>>,
+    /// Room messages acked while the adapter was down: delivered on this node only.
+    pub delivered_local: IntCounterVec,
 }
 
 impl Metrics {
@@ -104,6 +114,31 @@ impl Metrics {
                 &["kind"],
             ),
             adapter_source: Arc::default(),
+            undelivered: counter(
+                "undelivered_total",
+                "Packets that could not reach their client",
+                &["nsp", "kind"],
+            ),
+            emits_dropped: counter(
+                "emits_dropped_total",
+                "Emits dropped on a full client buffer",
+                &["nsp"],
+            ),
+            adapter_connected: {
+                let metric = IntGauge::new(
+                    "adapter_connected",
+                    "1 while the Redis adapter is connected and subscribed",
+                )
+                .expect("valid metric");
+                registry.register(Box::new(metric.clone())).expect("registered once");
+                metric
+            },
+            adapter_link: Arc::default(),
+            delivered_local: counter(
+                "delivered_local_total",
+                "Room messages delivered on this node only: the adapter was down",
+                &["nsp"],
+            ),
             registry,
         }
     }
@@ -118,8 +153,25 @@ impl Metrics {
         let _ = self.adapter_source.set(source);
     }
 
+    /// Shows the delivery series of namespace `nsp` at zero, so they exist from start.
+    pub fn show_delivery_series(&self, nsp: &str, kinds: &[&str]) {
+        for kind in kinds {
+            self.undelivered.with_label_values(&[nsp, kind]);
+        }
+        self.emits_dropped.with_label_values(&[nsp]);
+        self.delivered_local.with_label_values(&[nsp]);
+    }
+
+    /// Exports `roomcast_adapter_connected` from `is_connected` from now on.
+    pub fn watch_adapter_link(&self, is_connected: impl Fn() -> bool + Send + Sync + 'static) {
+        let _ = self.adapter_link.set(Box::new(is_connected));
+    }
+
     /// Brings the adapter counters up to the adapter's own, which only grow.
     fn refresh_adapter(&self) {
+        if let Some(is_connected) = self.adapter_link.get() {
+            self.adapter_connected.set(i64::from(is_connected()));
+        }
         let Some(source) = self.adapter_source.get() else { return };
         let s = source.snapshot();
         for (kind, value) in [

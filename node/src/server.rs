@@ -181,6 +181,7 @@ impl Node {
         for ns in handlers::NAMESPACES {
             // Present the gauge from the start, so dashboards see 0 rather than nothing.
             state.metrics.connections.with_label_values(&[ns]).set(0);
+            state.metrics.show_delivery_series(ns, &handlers::reply::Packet::ALL.map(|k| k.as_str()));
         }
 
         let ops_routes = http::ops_routes(state.clone());
@@ -199,6 +200,8 @@ impl Node {
                     // The in-process adapter has nothing to initialise.
                     let () = init;
                 }
+                // Nothing to lose touch with: the in-process adapter is always there.
+                state.metrics.watch_adapter_link(|| true);
                 (Engine::Local(io), routes.layer(layer))
             }
             Some(url) => {
@@ -225,6 +228,8 @@ impl Node {
                 })
                 .await?;
                 state.metrics.watch_adapter(cluster.metrics().clone());
+                let link = cluster.clone();
+                state.metrics.watch_adapter_link(move || link.is_connected());
                 let (layer, io) =
                     builder.with_adapter::<ClusterAdapter<Emitter>>(cluster.clone()).build_layer();
                 for init in handlers::register(&io, &state) {
