@@ -924,6 +924,17 @@ mod tests {
             assert!(err.contains("auth.guest_namespaces"), "{err}");
             Ok(())
         });
+        for (var, field) in [
+            ("ROOMCAST_REQUEST_MAX_IN_FLIGHT_PER_SOCKET", "requests.max_in_flight_per_socket"),
+            ("ROOMCAST_REQUEST_UPSTREAM_CONCURRENCY", "requests.upstream_concurrency"),
+        ] {
+            Jail::expect_with(|jail| {
+                jail.set_env(var, "0");
+                let err = load_in(jail, None).expect_err("zero").to_string();
+                assert!(err.contains(field), "{err}");
+                Ok(())
+            });
+        }
         Jail::expect_with(|jail| {
             jail.set_env("ROOMCAST_JWT_ALGORITHM", "none");
             let err = load_in(jail, None).expect_err("alg none").to_string();
