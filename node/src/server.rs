@@ -181,7 +181,9 @@ impl Node {
         for ns in handlers::NAMESPACES {
             // Present the gauge from the start, so dashboards see 0 rather than nothing.
             state.metrics.connections.with_label_values(&[ns]).set(0);
-            state.metrics.show_delivery_series(ns, &handlers::reply::Packet::ALL.map(|k| k.as_str()));
+            state
+                .metrics
+                .show_delivery_series(ns, &handlers::reply::Packet::ALL.map(|k| k.as_str()));
         }
 
         let ops_routes = http::ops_routes(state.clone());
@@ -397,7 +399,9 @@ async fn heartbeat(state: AppState, engine: Engine, stop: CancellationToken) {
             let registered = state.db.heartbeat(&state.node_id).await?;
             let beating_for = beats.beat(tokio::time::Instant::now());
             if !registered {
-                tracing::warn!("this node's heartbeat row was gone (swept as dead); registering again");
+                tracing::warn!(
+                    "this node's heartbeat row was gone (swept as dead); registering again"
+                );
             }
             if std::mem::take(&mut store_was_away) || !registered {
                 reconcile(&state, &engine).await?;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef};
-use socketioxide::{BroadcastError, SendError, SocketError};
 use socketioxide::handler::{FromMessageParts, Value as PacketValue};
 use socketioxide::socket::Socket;
+use socketioxide::{BroadcastError, SendError, SocketError};
 
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -58,7 +58,14 @@ impl Packet {
 /// The one place a packet that cannot reach its client ends: counted in
 /// `roomcast_undelivered_total{nsp,kind}` (and `roomcast_emits_dropped_total{nsp}` when
 /// the client's buffer was full) and logged, so no loss goes unseen.
-fn undelivered(metrics: &Metrics, nsp: &str, kind: Packet, event: &str, error: &dyn std::fmt::Display, full: bool) {
+fn undelivered(
+    metrics: &Metrics,
+    nsp: &str,
+    kind: Packet,
+    event: &str,
+    error: &dyn std::fmt::Display,
+    full: bool,
+) {
     metrics.undelivered.with_label_values(&[nsp, kind.as_str()]).inc();
     if full {
         metrics.emits_dropped.with_label_values(&[nsp]).inc();
@@ -67,7 +74,13 @@ fn undelivered(metrics: &Metrics, nsp: &str, kind: Packet, event: &str, error: &
 }
 
 /// Accounts for a send to one socket (an emit or an ack) that failed.
-pub fn check_sent(metrics: &Metrics, nsp: &str, kind: Packet, event: &str, sent: Result<(), SendError>) {
+pub fn check_sent(
+    metrics: &Metrics,
+    nsp: &str,
+    kind: Packet,
+    event: &str,
+    sent: Result<(), SendError>,
+) {
     if let Err(e) = sent {
         let full = matches!(e, SendError::Socket(SocketError::InternalChannelFull));
         undelivered(metrics, nsp, kind, event, &e, full);

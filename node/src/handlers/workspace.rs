@@ -238,7 +238,8 @@ async fn send_message<A: Adapter>(
         });
         count_out(&s, &app, "incomingMessage");
         let sent = s.within(room).emit("incomingMessage", &out).await;
-        let mut reply = delivered(&s, &app, check_broadcast(&app.metrics, s.ns(), "incomingMessage", sent));
+        let mut reply =
+            delivered(&s, &app, check_broadcast(&app.metrics, s.ns(), "incomingMessage", sent));
         reply.insert("id".into(), id.into());
         Ok(reply)
     }
@@ -295,7 +296,8 @@ impl<A: Adapter> FromMessageParts<A> for Admission {
         Ok(match member.begin_request(&request.uuid, max) {
             RequestAdmission::Admitted(slot) => Admission::Admitted(request, slot),
             RequestAdmission::Duplicate => {
-                let refused = Failure::new(Code::DuplicateRequest, "this uuid is already in flight");
+                let refused =
+                    Failure::new(Code::DuplicateRequest, "this uuid is already in flight");
                 Admission::Refused(request, refused)
             }
             RequestAdmission::TooMany => {

@@ -50,9 +50,10 @@ impl Upstream {
         traceparent: Option<&str>,
     ) -> Result<Value, Failure> {
         // Held until the body is read; the semaphore is never closed.
-        let _permit = self.permits.acquire().await.map_err(|_| {
-            Failure::new(Code::Unavailable, "the upstream handler is unavailable")
-        })?;
+        let _permit =
+            self.permits.acquire().await.map_err(|_| {
+                Failure::new(Code::Unavailable, "the upstream handler is unavailable")
+            })?;
         let mut post = self
             .client
             .post(url)
