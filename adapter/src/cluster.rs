@@ -136,6 +136,12 @@ impl<D: Driver> Cluster<D> {
         self.inner.metrics.snapshot()
     }
 
+    /// Whether the bus is usable now (see [`Driver::is_connected`]); while it is not,
+    /// broadcasts reach this server's sockets only and fail with an adapter error.
+    pub fn is_connected(&self) -> bool {
+        self.inner.driver.is_connected()
+    }
+
     pub(crate) fn driver(&self) -> &D {
         &self.inner.driver
     }

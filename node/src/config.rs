@@ -65,6 +65,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ROOMCAST_REQUEST_KEY_PREFIX", "requests.key_prefix"),
     ("ROOMCAST_REQUEST_SERVE", "requests.serve"),
     ("ROOMCAST_REQUEST_ROUTES", "requests.routes"),
+    ("ROOMCAST_REQUEST_MAX_IN_FLIGHT_PER_SOCKET", "requests.max_in_flight_per_socket"),
+    ("ROOMCAST_REQUEST_UPSTREAM_CONCURRENCY", "requests.upstream_concurrency"),
     ("ROOMCAST_GUEST_NAMESPACES", "auth.guest_namespaces"),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlp_endpoint"),
     ("ROOMCAST_TRUSTED_PROXIES", "server.trusted_proxies"),
@@ -460,6 +462,13 @@ pub struct RequestsConfig {
     pub serve: Vec<String>,
     /// Routes by prefix; the longest matching prefix wins. Default: none.
     pub routes: Vec<RouteConfig>,
+    /// Requests one socket may have in flight; beyond it a request is refused at once
+    /// with `too_many_requests`. Default `32`.
+    pub max_in_flight_per_socket: usize,
+    /// HTTP upstream calls in flight on the node, all routes and sockets together (also
+    /// the idle connections kept per upstream host); further calls wait their turn
+    /// within their timeout. Default `64`.
+    pub upstream_concurrency: usize,
 }
 
 impl Default for RequestsConfig {
@@ -470,6 +479,8 @@ impl Default for RequestsConfig {
             key_prefix: "roomcast".into(),
             serve: Vec::new(),
             routes: Vec::new(),
+            max_in_flight_per_socket: 32,
+            upstream_concurrency: 64,
         }
     }
 }
@@ -824,6 +835,14 @@ impl Config {
         if !key_ok(&requests.key_prefix) {
             return Err(invalid("requests.key_prefix", "1-64 characters of [A-Za-z0-9._-]"));
         }
+        for (field, value) in [
+            ("requests.max_in_flight_per_socket", requests.max_in_flight_per_socket),
+            ("requests.upstream_concurrency", requests.upstream_concurrency),
+        ] {
+            if value == 0 {
+                return Err(invalid(field, "must be at least 1"));
+            }
+        }
         let needs_redis = !requests.serve.is_empty()
             || requests.routes.iter().any(|r| r.kind == RouteKind::Worker);
         if needs_redis && self.redis.url.is_none() {
@@ -996,6 +1015,17 @@ mod tests {
             assert!(err.contains("auth.guest_namespaces"), "{err}");
             Ok(())
         });
+        for (var, field) in [
+            ("ROOMCAST_REQUEST_MAX_IN_FLIGHT_PER_SOCKET", "requests.max_in_flight_per_socket"),
+            ("ROOMCAST_REQUEST_UPSTREAM_CONCURRENCY", "requests.upstream_concurrency"),
+        ] {
+            Jail::expect_with(|jail| {
+                jail.set_env(var, "0");
+                let err = load_in(jail, None).expect_err("zero").to_string();
+                assert!(err.contains(field), "{err}");
+                Ok(())
+            });
+        }
         Jail::expect_with(|jail| {
             jail.set_env("ROOMCAST_JWT_ALGORITHM", "none");
             let err = load_in(jail, None).expect_err("alg none").to_string();

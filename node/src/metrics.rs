@@ -66,6 +66,16 @@ pub struct Metrics {
     load_source: Arc<OnceLock<LoadSource>>,
     /// `process_*`, outside the `roomcast_` prefix as every exporter names them.
     process: Registry,
+    /// Packets that could not reach their client, by namespace and kind (ack, event,
+    /// broadcast): its buffer was full or it was gone.
+    pub undelivered: IntCounterVec,
+    /// Emits dropped because the client's buffer was full, by namespace.
+    pub emits_dropped: IntCounterVec,
+    /// 1 while the Redis adapter is connected (publisher up, subscriptions in place).
+    adapter_connected: IntGauge,
+    adapter_link: Arc<OnceLock<Box<dyn Fn() -> bool + Send + Sync>>>,
+    /// Room messages acked while the adapter was down: delivered on this node only.
+    pub delivered_local: IntCounterVec,
 }
 
 /// Values the adapter counter takes, exported at zero before the first message.
@@ -158,6 +168,31 @@ impl Metrics {
                 process.register(Box::new(ProcessCollector::new())).expect("registered once");
                 process
             },
+            undelivered: counter(
+                "undelivered_total",
+                "Packets that could not reach their client",
+                &["nsp", "kind"],
+            ),
+            emits_dropped: counter(
+                "emits_dropped_total",
+                "Emits dropped on a full client buffer",
+                &["nsp"],
+            ),
+            adapter_connected: {
+                let metric = IntGauge::new(
+                    "adapter_connected",
+                    "1 while the Redis adapter is connected and subscribed",
+                )
+                .expect("valid metric");
+                registry.register(Box::new(metric.clone())).expect("registered once");
+                metric
+            },
+            adapter_link: Arc::default(),
+            delivered_local: counter(
+                "delivered_local_total",
+                "Room messages delivered on this node only: the adapter was down",
+                &["nsp"],
+            ),
             registry,
         }
         .with_build_info(&BuildInfo::CURRENT)
@@ -238,8 +273,25 @@ impl Metrics {
         let _ = self.adapter_source.set(source);
     }
 
+    /// Shows the delivery series of namespace `nsp` at zero, so they exist from start.
+    pub fn show_delivery_series(&self, nsp: &str, kinds: &[&str]) {
+        for kind in kinds {
+            self.undelivered.with_label_values(&[nsp, kind]);
+        }
+        self.emits_dropped.with_label_values(&[nsp]);
+        self.delivered_local.with_label_values(&[nsp]);
+    }
+
+    /// Exports `roomcast_adapter_connected` from `is_connected` from now on.
+    pub fn watch_adapter_link(&self, is_connected: impl Fn() -> bool + Send + Sync + 'static) {
+        let _ = self.adapter_link.set(Box::new(is_connected));
+    }
+
     /// Brings the adapter counters up to the adapter's own, which only grow.
     fn refresh_adapter(&self) {
+        if let Some(is_connected) = self.adapter_link.get() {
+            self.adapter_connected.set(i64::from(is_connected()));
+        }
         let Some(source) = self.adapter_source.get() else { return };
         let s = source.snapshot();
         let values = [

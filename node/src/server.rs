@@ -221,6 +221,11 @@ impl Node {
             .with_state(state.clone());
         let methods = [AuthMethod::Password, AuthMethod::Token, AuthMethod::Cookie];
         state.metrics.preset(handlers::NAMESPACES, &methods.map(AuthMethod::as_str));
+        for ns in handlers::NAMESPACES {
+            state
+                .metrics
+                .show_delivery_series(ns, &handlers::reply::Packet::ALL.map(|k| k.as_str()));
+        }
 
         let ops_routes = http::ops_routes(state.clone());
         let mut routes = http::demo_routes();
@@ -241,6 +246,8 @@ impl Node {
                     // The in-process adapter has nothing to initialise.
                     let () = init;
                 }
+                // Nothing to lose touch with: the in-process adapter is always there.
+                state.metrics.watch_adapter_link(|| true);
                 (Engine::Local(io), routes.layer(layer), ops)
             }
             Some(url) => {
@@ -267,6 +274,8 @@ impl Node {
                 })
                 .await?;
                 state.metrics.watch_adapter(cluster.metrics().clone());
+                let link = cluster.clone();
+                state.metrics.watch_adapter_link(move || link.is_connected());
                 let (layer, io) =
                     builder.with_adapter::<ClusterAdapter<Emitter>>(cluster.clone()).build_layer();
                 let (routes, ops) =
@@ -442,10 +451,18 @@ fn auth_methods(config: &Config) -> Vec<&'static str> {
 
 /// Records this node's heartbeat and sweeps nodes that stopped beating, until `stop`.
 /// A database outage only delays both: the loop logs, counts and tries again.
+///
+/// A node sweeps others only once its own beats have run unbroken (no failure, no gap
+/// of two intervals) for `dead_after`: after an outage every node's heartbeat is old,
+/// and the first one back would otherwise take its live peers for dead before they
+/// had a chance to beat. A node that finds its own row gone (swept while it could not
+/// beat) registers again and rewrites its sockets' rows.
 async fn heartbeat(state: AppState, engine: Engine, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(state.config.node.heartbeat_interval);
+    let node = &state.config.node;
+    let mut tick = tokio::time::interval(node.heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let dead_after = i64::try_from(state.config.node.dead_after.as_millis()).unwrap_or(i64::MAX);
+    let dead_after = i64::try_from(node.dead_after.as_millis()).unwrap_or(i64::MAX);
+    let mut beats = BeatRun::new(node.heartbeat_interval * 2);
     // Rows are written with `session_ttl` to live; a quarter of it before they would
     // expire, the live ones are pushed forward again.
     let ttl = state.config.database.session_ttl;
@@ -458,8 +475,14 @@ async fn heartbeat(state: AppState, engine: Engine, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         let result = async {
-            state.db.heartbeat(&state.node_id).await?;
-            if std::mem::take(&mut store_was_away) {
+            let registered = state.db.heartbeat(&state.node_id).await?;
+            let beating_for = beats.beat(tokio::time::Instant::now());
+            if !registered {
+                tracing::warn!(
+                    "this node's heartbeat row was gone (swept as dead); registering again"
+                );
+            }
+            if std::mem::take(&mut store_was_away) || !registered {
                 reconcile(&state, &engine).await?;
             }
             if last_refresh.elapsed() >= ttl / 4 {
@@ -467,6 +490,9 @@ async fn heartbeat(state: AppState, engine: Engine, stop: CancellationToken) {
                 last_refresh = tokio::time::Instant::now();
             }
             state.db.delete_expired_tickets().await?;
+            if beating_for < state.config.node.dead_after {
+                return Ok(Vec::new());
+            }
             state.db.sweep_dead_nodes(dead_after).await
         }
         .await;
@@ -480,6 +506,7 @@ async fn heartbeat(state: AppState, engine: Engine, stop: CancellationToken) {
             }
             Err(e) => {
                 store_was_away = true;
+                beats.break_off();
                 state.metrics.errors.with_label_values(&["database"]).inc();
                 tracing::warn!(error = %e, "heartbeat failed");
             }
@@ -487,8 +514,40 @@ async fn heartbeat(state: AppState, engine: Engine, stop: CancellationToken) {
     }
 }
 
-/// After the store was away: rewrites the row of every live socket (joins made during
-/// the outage, or rows another node swept while this one could not beat).
+/// This node's unbroken run of successful heartbeats.
+struct BeatRun {
+    max_gap: Duration,
+    since: Option<tokio::time::Instant>,
+    last: Option<tokio::time::Instant>,
+}
+
+impl BeatRun {
+    /// A run that a gap longer than `max_gap` between two beats breaks.
+    fn new(max_gap: Duration) -> Self {
+        Self { max_gap, since: None, last: None }
+    }
+
+    /// Records a successful beat at `now`; returns how long the run has lasted.
+    fn beat(&mut self, now: tokio::time::Instant) -> Duration {
+        let unbroken = self.last.is_some_and(|last| now.duration_since(last) <= self.max_gap);
+        let since = match self.since {
+            Some(since) if unbroken => since,
+            _ => now,
+        };
+        self.since = Some(since);
+        self.last = Some(now);
+        now.duration_since(since)
+    }
+
+    /// A beat failed: the run starts again at the next success.
+    fn break_off(&mut self) {
+        self.since = None;
+        self.last = None;
+    }
+}
+
+/// After the store was away, or this node was swept: rewrites the row of every live
+/// socket (joins made during the outage, or rows another node swept).
 async fn reconcile(state: &AppState, engine: &Engine) -> Result<(), DbError> {
     let members = engine.members();
     for member in &members {
@@ -496,4 +555,25 @@ async fn reconcile(state: &AppState, engine: &Engine) -> Result<(), DbError> {
     }
     tracing::info!(live = members.len(), "session rows reconciled");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    #[test]
+    fn a_beat_run_grows_until_a_failure_or_a_gap() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut run = BeatRun::new(Duration::from_millis(200));
+        assert_eq!(run.beat(at(0)), Duration::ZERO, "the first beat starts a run");
+        assert_eq!(run.beat(at(100)), Duration::from_millis(100));
+        assert_eq!(run.beat(at(300)), Duration::from_millis(300));
+        // A beat after a long silence (a stalled store) starts again.
+        assert_eq!(run.beat(at(1000)), Duration::ZERO);
+        assert_eq!(run.beat(at(1100)), Duration::from_millis(100));
+        run.break_off();
+        assert_eq!(run.beat(at(1200)), Duration::ZERO, "a failure starts again");
+    }
 }

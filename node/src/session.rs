@@ -1,7 +1,7 @@
 //! A connected socket's server-side state and its row in `express_sessions`.
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -19,6 +19,32 @@ pub enum JoinOutcome {
     AlreadyMember,
     /// The socket is in as many rooms as it may be.
     TooMany,
+}
+
+/// Whether a request may start on a socket.
+#[derive(Debug)]
+pub enum RequestAdmission {
+    /// It may; the slot is held until the guard is dropped.
+    Admitted(RequestSlot),
+    /// Its uuid is already in flight on this socket.
+    Duplicate,
+    /// The socket has as many requests in flight as it may.
+    TooMany,
+}
+
+/// A request's place among its socket's requests in flight. Dropping it frees the
+/// place, whichever way the request ends (answer, timeout, failure, or its task
+/// dropped), so a socket can never leak its quota.
+#[derive(Debug)]
+pub struct RequestSlot {
+    member: Arc<Member>,
+    uuid: String,
+}
+
+impl Drop for RequestSlot {
+    fn drop(&mut self) {
+        self.member.requests().remove(&self.uuid);
+    }
 }
 
 /// One authenticated socket: who it is, its rooms and its requests in flight.
@@ -92,14 +118,21 @@ impl Member {
         self.rooms().remove(room)
     }
 
-    /// Marks a request uuid as in flight; false when it already is.
-    pub fn begin_request(&self, uuid: &str) -> bool {
-        self.requests.lock().unwrap_or_else(|e| e.into_inner()).insert(uuid.to_owned())
+    fn requests(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Marks a request uuid as answered.
-    pub fn end_request(&self, uuid: &str) {
-        self.requests.lock().unwrap_or_else(|e| e.into_inner()).remove(uuid);
+    /// Marks a request uuid as in flight unless it already is, or `max` requests are.
+    pub fn begin_request(self: &Arc<Self>, uuid: &str, max: usize) -> RequestAdmission {
+        let mut requests = self.requests();
+        if requests.contains(uuid) {
+            RequestAdmission::Duplicate
+        } else if requests.len() >= max {
+            RequestAdmission::TooMany
+        } else {
+            requests.insert(uuid.to_owned());
+            RequestAdmission::Admitted(RequestSlot { member: self.clone(), uuid: uuid.to_owned() })
+        }
     }
 
     /// The `sess` JSON of the row, in the shape express-session stores.
@@ -174,10 +207,23 @@ mod tests {
 
     #[test]
     fn request_uuids_are_unique_in_flight() {
-        let m = member();
-        assert!(m.begin_request("u1"));
-        assert!(!m.begin_request("u1"));
-        m.end_request("u1");
-        assert!(m.begin_request("u1"));
+        let m = Arc::new(member());
+        let slot = m.begin_request("u1", 10);
+        assert!(matches!(slot, RequestAdmission::Admitted(_)));
+        assert!(matches!(m.begin_request("u1", 10), RequestAdmission::Duplicate));
+        drop(slot);
+        assert!(matches!(m.begin_request("u1", 10), RequestAdmission::Admitted(_)));
+    }
+
+    #[test]
+    fn requests_in_flight_are_capped_until_a_slot_is_freed() {
+        let m = Arc::new(member());
+        let first = m.begin_request("a", 2);
+        let _second = m.begin_request("b", 2);
+        assert!(matches!(m.begin_request("c", 2), RequestAdmission::TooMany));
+        // A uuid in flight is a duplicate, whatever the count.
+        assert!(matches!(m.begin_request("a", 2), RequestAdmission::Duplicate));
+        drop(first);
+        assert!(matches!(m.begin_request("c", 2), RequestAdmission::Admitted(_)));
     }
 }

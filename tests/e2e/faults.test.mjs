@@ -39,13 +39,28 @@ describe('Redis killed and restarted under traffic', { timeout: 60000 }, () => {
     const before = await alice.ack('sendMessage', { room, message: 'before' });
     await bob.waitFor('incomingMessage', (m) => m.id === before.id);
 
+    assert.equal(before.delivered, undefined, 'a send that reached the cluster says nothing more');
+    const connected = async (n) => metricSum(await metrics(n.url), 'roomcast_adapter_connected');
+    for (const n of [a, b]) assert.equal(await connected(n), 1, 'adapter connected');
+
     redis.stop();
     await delay(300);
     for (const n of [a, b]) assert.equal((await fetch(`${n.url}/livez`)).status, 200, 'node up');
-    // Same-node delivery does not need Redis.
-    const local = await alice.ack('sendMessage', { room, message: 'during' });
-    assert.equal(local.ok, true);
-    await carol.waitFor('incomingMessage', (m) => m.id === local.id);
+    for (const n of [a, b]) assert.equal(await connected(n), 0, 'the outage shows in the gauge');
+    // Same-node delivery does not need Redis; every ack says the message stayed on this
+    // node, at once (a publish must not wait for Redis to come back).
+    const during = [];
+    for (let i = 0; i < 10; i++) {
+      const sent = Date.now();
+      const ack = await alice.ack('sendMessage', { room, message: `during ${i}` });
+      assert.ok(Date.now() - sent < 1000, `ack ${i} took ${Date.now() - sent} ms`);
+      assert.equal(ack.ok, true);
+      assert.equal(ack.delivered, 'local', `ack ${i} tells the message stayed on this node`);
+      during.push(ack.id);
+      await delay(200);
+    }
+    for (const id of during) await carol.waitFor('incomingMessage', (m) => m.id === id);
+    assert.equal(metricSum(await metrics(a.url), 'roomcast_delivered_local_total', { nsp: '/' }), during.length);
     assert.equal((await alice.ack('request', { uuid: randomUUID(), route: 'echo', params: 1 })).ok, true);
 
     redis = await startRedis({ port: redis.port });
@@ -53,6 +68,10 @@ describe('Redis killed and restarted under traffic', { timeout: 60000 }, () => {
     // Each node's publisher and subscriber reconnect on their own backoff: both ways.
     await untilDelivered(alice, bob, room, 'cross-node delivery after the restart', 15000);
     await untilDelivered(bob, alice, room, 'and back', 15000);
+    for (const n of [a, b]) await waitUntil(async () => (await connected(n)) === 1, 'adapter connected again');
+    const after = await alice.ack('sendMessage', { room, message: 'after' });
+    assert.equal(after.delivered, undefined, 'back to cluster-wide delivery');
+    await bob.waitFor('incomingMessage', (m) => m.id === after.id);
     for (const n of [a, b]) {
       const samples = await metrics(n.url);
       assert.ok(metricSum(samples, 'roomcast_adapter_messages_total', { kind: 'reconnects' }) >= 1, 'reconnect counted');

@@ -21,10 +21,22 @@
 //! full, the shard routes whose slot the reconnected node owns, batched as
 //! above. Caveat of fred 10.1: it takes the first confirmation of a
 //! multi-channel SSUBSCRIBE as the reply and drops the others.
+//!
+//! fred keeps taking commands after a connection error and holds them
+//! until it has reconnected (its `fail_fast` only covers the moments it
+//! knows it is disconnected), so a publish during an outage would wait for
+//! Redis. The driver keeps its own [`Link`] state instead: a connection
+//! error marks the client down at once; the publisher is up again when fred
+//! reports its reconnection, the subscriber once it has subscribed again.
+//! While the publisher is down, (S)PUBLISH fails at once with
+//! [`DriverError::Unavailable`].
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -47,11 +59,53 @@ use crate::{
 
 type Routes = Arc<Mutex<HashMap<Subscription, MessageSink>>>;
 
+/// Which of the two connections are usable.
+#[derive(Debug)]
+struct Link {
+    publisher: AtomicBool,
+    subscriber: AtomicBool,
+}
+
+impl Link {
+    fn role(&self, role: Role) -> &AtomicBool {
+        match role {
+            Role::Publisher => &self.publisher,
+            Role::Subscriber => &self.subscriber,
+        }
+    }
+
+    fn set(&self, role: Role, up: bool) {
+        if self.role(role).swap(up, Ordering::AcqRel) != up {
+            tracing::info!(role = role.as_str(), up, "redis link changed");
+        }
+    }
+
+    fn is_up(&self, role: Role) -> bool {
+        self.role(role).load(Ordering::Acquire)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Publisher,
+    Subscriber,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Publisher => "publisher",
+            Role::Subscriber => "subscriber",
+        }
+    }
+}
+
 /// A [`Driver`] on a Redis server.
 #[derive(Debug)]
 pub struct FredDriver {
     publisher: Client,
     subscriber: Client,
+    link: Arc<Link>,
     routes: Routes,
     options: Options,
     tasks: Vec<JoinHandle<()>>,
@@ -109,6 +163,8 @@ impl FredDriver {
         let publisher = builder.build()?;
         let subscriber = builder.build()?;
         let routes = Routes::default();
+        // Up once `init` below has connected both.
+        let link = Arc::new(Link { publisher: false.into(), subscriber: false.into() });
 
         // Listen before connecting, so nothing is missed.
         let mut tasks = vec![
@@ -117,15 +173,23 @@ impl FredDriver {
                 subscriber.clone(),
                 routes.clone(),
                 metrics.clone(),
+                link.clone(),
                 clustered,
             )),
+            tokio::spawn(watch_reconnects(publisher.clone(), link.clone())),
         ];
-        for (client, role) in [(&publisher, "publisher"), (&subscriber, "subscriber")] {
-            tasks.push(tokio::spawn(watch_errors(client.clone(), role, metrics.clone())));
+        for (client, role) in [(&publisher, Role::Publisher), (&subscriber, Role::Subscriber)] {
+            tasks.push(tokio::spawn(watch_errors(
+                client.clone(),
+                role,
+                metrics.clone(),
+                link.clone(),
+            )));
         }
         let this = Self {
             publisher,
             subscriber,
+            link,
             routes,
             // While Redis is away commands fail at once instead of queueing:
             // local delivery must not wait on the bus.
@@ -139,6 +203,8 @@ impl FredDriver {
         };
         this.publisher.init().await?;
         this.subscriber.init().await?;
+        this.link.set(Role::Publisher, true);
+        this.link.set(Role::Subscriber, true);
         Ok(this)
     }
 }
@@ -239,6 +305,7 @@ async fn resubscribe(
     subscriber: Client,
     routes: Routes,
     metrics: Arc<AdapterMetrics>,
+    link: Arc<Link>,
     clustered: bool,
 ) {
     let mut rx = subscriber.reconnect_rx();
@@ -263,9 +330,12 @@ async fn resubscribe(
                     .cloned()
                     .collect();
                 tracing::info!(%server, count = subs.len(), "reconnected to redis, subscribing again");
-                if let Err(e) = send_subscribe(&subscriber, subs, clustered).await {
-                    incr(&metrics.redis_errors);
-                    tracing::warn!(error = %e, "resubscribing failed");
+                match send_subscribe(&subscriber, subs, clustered).await {
+                    Ok(()) => link.set(Role::Subscriber, true),
+                    Err(e) => {
+                        incr(&metrics.redis_errors);
+                        tracing::warn!(error = %e, "resubscribing failed");
+                    }
                 }
             }
             Err(RecvError::Lagged(_)) => continue,
@@ -274,13 +344,27 @@ async fn resubscribe(
     }
 }
 
-async fn watch_errors(client: Client, role: &'static str, metrics: Arc<AdapterMetrics>) {
+/// The publisher is usable again once fred has reconnected it.
+async fn watch_reconnects(publisher: Client, link: Arc<Link>) {
+    let mut rx = publisher.reconnect_rx();
+    loop {
+        match rx.recv().await {
+            Ok(_) => link.set(Role::Publisher, true),
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Every connection error marks the client down until it is usable again.
+async fn watch_errors(client: Client, role: Role, metrics: Arc<AdapterMetrics>, link: Arc<Link>) {
     let mut rx = client.error_rx();
     loop {
         match rx.recv().await {
             Ok((error, server)) => {
+                link.set(role, false);
                 incr(&metrics.redis_errors);
-                tracing::warn!(%error, ?server, role, "redis connection error");
+                tracing::warn!(%error, ?server, role = role.as_str(), "redis connection error");
             }
             Err(RecvError::Lagged(_)) => continue,
             Err(RecvError::Closed) => return,
@@ -348,8 +432,16 @@ async fn send_subscribe<C: PubsubInterface>(
     all(slot_groups(shards, clustered).into_iter().map(|group| client.ssubscribe(group))).await
 }
 
+impl FredDriver {
+    /// Fails at once while the publisher is down, rather than queue in fred.
+    fn check_publisher(&self) -> Result<(), DriverError> {
+        if self.link.is_up(Role::Publisher) { Ok(()) } else { Err(DriverError::Unavailable) }
+    }
+}
+
 impl Driver for FredDriver {
     async fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), DriverError> {
+        self.check_publisher()?;
         let _receivers: i64 =
             self.publisher.with_options(&self.options).publish(channel, payload).await?;
         Ok(())
@@ -389,6 +481,7 @@ impl Driver for FredDriver {
     }
 
     async fn spublish(&self, channel: String, payload: Vec<u8>) -> Result<(), DriverError> {
+        self.check_publisher()?;
         let _receivers: i64 =
             self.publisher.with_options(&self.options).spublish(channel, payload).await?;
         Ok(())
@@ -400,6 +493,10 @@ impl Driver for FredDriver {
 
     async fn shard_numsub(&self, channel: String) -> Result<u64, DriverError> {
         self.count(Count::ShardNumsub, channel).await
+    }
+
+    fn is_connected(&self) -> bool {
+        self.link.is_up(Role::Publisher) && self.link.is_up(Role::Subscriber)
     }
 
     async fn close(&self) {

@@ -139,6 +139,10 @@ impl Driver for MemoryDriver {
         Ok(state.conns.values().filter(|subs| subs.contains_key(&sub)).count() as u64)
     }
 
+    fn is_connected(&self) -> bool {
+        self.check_up().is_ok()
+    }
+
     async fn close(&self) {
         if let Some(conn) = self.bus.lock().conns.get_mut(&self.id) {
             conn.clear();

@@ -89,7 +89,8 @@ pub enum DriverError {
     /// The Redis client failed (disconnected, timed out, refused).
     #[error("redis: {0}")]
     Redis(#[from] ::fred::error::Error),
-    /// The in-memory bus is marked down.
+    /// The bus is down (Redis lost and not yet reconnected, or the in-memory bus
+    /// marked down): nothing was sent.
     #[error("bus unavailable")]
     Unavailable,
 }
@@ -138,4 +139,8 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Leaves the bus: every subscription ends at once.
     fn close(&self) -> impl Future<Output = ()> + Send;
+
+    /// Whether the bus is usable now: publishes go out and subscriptions are in place.
+    /// While it is not, publishes fail at once with [`DriverError::Unavailable`].
+    fn is_connected(&self) -> bool;
 }

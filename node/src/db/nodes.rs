@@ -2,7 +2,8 @@
 //!
 //! Every node writes its heartbeat; every node also sweeps. Claiming a dead node is
 //! one `DELETE … RETURNING` on its heartbeat row, so exactly one survivor cleans up
-//! after it, however many sweep at once.
+//! after it, however many sweep at once. When to sweep is the caller's rule (the
+//! heartbeat loop sweeps only once its own beats have run unbroken for `dead_after`).
 
 use super::{Db, DbError, on_pool};
 use crate::db::lobby::{Membership, Role};
@@ -30,8 +31,18 @@ pub struct SweptNode {
 }
 
 impl Db {
-    /// Records that `node` is alive now.
-    pub async fn heartbeat(&self, node: &str) -> Result<(), DbError> {
+    /// Records that `node` is alive now. Returns whether its row was there: false for a
+    /// new node, or one another node swept as dead, which must then write its rows again.
+    pub async fn heartbeat(&self, node: &str) -> Result<bool, DbError> {
+        let updated = on_pool!(
+            self,
+            "UPDATE nodes SET heartbeat_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE id = $1",
+            "UPDATE nodes SET heartbeat_at = now()::timestamp WHERE id = $1",
+            |pool, sql| sqlx::query(sql).bind(node).execute(pool).await?.rows_affected()
+        );
+        if updated > 0 {
+            return Ok(true);
+        }
         on_pool!(
             self,
             "INSERT INTO nodes (id, heartbeat_at) VALUES ($1, strftime('%Y-%m-%d %H:%M:%f', 'now'))
@@ -40,7 +51,7 @@ impl Db {
              ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
             |pool, sql| sqlx::query(sql).bind(node).execute(pool).await.map(drop)
         )?;
-        Ok(())
+        Ok(false)
     }
 
     /// Forgets a node that shut down cleanly.
@@ -167,6 +178,18 @@ mod tests {
             assert_eq!(nodes.len(), 1);
             assert_eq!((nodes[0].id.as_str(), nodes[0].sockets), ("alive", 1));
             assert!(nodes[0].heartbeat_at.ends_with('Z'), "{}", nodes[0].heartbeat_at);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_tells_whether_the_row_was_there() {
+        for t in testing::all().await {
+            let db = &t.db;
+            assert!(!db.heartbeat("n").await.expect("beat"), "new node");
+            assert!(db.heartbeat("n").await.expect("beat"), "registered");
+            db.forget_node("n").await.expect("forget");
+            assert!(!db.heartbeat("n").await.expect("beat"), "swept, registered again");
+            assert!(db.heartbeat("n").await.expect("beat"));
         }
     }
 }

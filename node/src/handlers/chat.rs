@@ -14,7 +14,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
 use super::Nickname;
-use super::reply::{count_in, count_out, emit, fail};
+use super::reply::{check_broadcast, count_in, count_out, emit, fail};
 use crate::state::AppState;
 
 /// The namespace these handlers serve.
@@ -56,9 +56,8 @@ pub fn register<A: Adapter>(socket: &SocketRef<A>) {
 /// Sends to every socket of the namespace but the sender, as `socket.broadcast`.
 async fn broadcast<A: Adapter>(s: &SocketRef<A>, app: &AppState, event: &str, data: Value) {
     count_out(s, app, event);
-    if let Err(e) = s.broadcast().emit(event, &data).await {
-        tracing::warn!(error = %e, event, "chat broadcast not fully delivered");
-    }
+    let sent = s.broadcast().emit(event, &data).await;
+    check_broadcast(&app.metrics, s.ns(), event, sent);
 }
 
 /// Named users across the cluster.

@@ -14,7 +14,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
 use super::Nickname;
-use super::reply::{count_in, count_out, emit, fail};
+use super::reply::{check_broadcast, count_in, count_out, emit, fail};
 use crate::db::lobby::{JoinResult, Membership, Role};
 use crate::state::AppState;
 
@@ -54,9 +54,8 @@ async fn broadcast<A: Adapter>(
     data: Value,
 ) {
     count_out(s, app, event);
-    if let Err(e) = s.within(room(key)).emit(event, &data).await {
-        tracing::warn!(error = %e, event, "lobby broadcast not fully delivered");
-    }
+    let sent = s.within(room(key)).emit(event, &data).await;
+    check_broadcast(&app.metrics, NAMESPACE, event, sent);
 }
 
 /// The player name of a `login` payload `{name}`.
@@ -215,9 +214,8 @@ pub async fn announce_departures<A: Adapter>(
             }
         };
         app.metrics.events_out.with_label_values(&[NAMESPACE, event]).inc();
-        if let Err(e) = ns.clone().within(room.clone()).emit(event, &data).await {
-            tracing::warn!(error = %e, event, "lobby departure notice not fully delivered");
-        }
+        let sent = ns.clone().within(room.clone()).emit(event, &data).await;
+        check_broadcast(&app.metrics, NAMESPACE, event, sent);
         if *role == Role::Host
             && let Err(e) = ns.clone().within(room.clone()).leave(room).await
         {

@@ -9,6 +9,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::{FromMessageParts, Value as PacketValue};
 use socketioxide::socket::Socket;
+use socketioxide::{BroadcastError, SendError, SocketError};
 
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -26,9 +27,100 @@ pub fn count_out<A: Adapter>(s: &SocketRef<A>, app: &AppState, event: &str) {
 /// Emits to this socket only, counted.
 pub fn emit<A: Adapter>(s: &SocketRef<A>, app: &AppState, event: &str, data: &Value) {
     count_out(s, app, event);
-    if let Err(e) = s.emit(event, data) {
-        // The client went away or its buffer is full; nothing more can be told.
-        tracing::debug!(error = %e, event, "event not delivered");
+    check_sent(&app.metrics, s.ns(), Packet::Event, event, s.emit(event, data));
+}
+
+/// What failed to reach a client: the `kind` of `roomcast_undelivered_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packet {
+    /// The acknowledgement of a client's event.
+    Ack,
+    /// An event emitted to one socket.
+    Event,
+    /// A socket of this node missed by a room or namespace broadcast.
+    Broadcast,
+}
+
+impl Packet {
+    /// Every kind, so each series can be shown from the start.
+    pub const ALL: [Packet; 3] = [Packet::Ack, Packet::Event, Packet::Broadcast];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Packet::Ack => "ack",
+            Packet::Event => "event",
+            Packet::Broadcast => "broadcast",
+        }
+    }
+}
+
+/// The one place a packet that cannot reach its client ends: counted in
+/// `roomcast_undelivered_total{nsp,kind}` (and `roomcast_emits_dropped_total{nsp}` when
+/// the client's buffer was full) and logged, so no loss goes unseen.
+fn undelivered(
+    metrics: &Metrics,
+    nsp: &str,
+    kind: Packet,
+    event: &str,
+    error: &dyn std::fmt::Display,
+    full: bool,
+) {
+    metrics.undelivered.with_label_values(&[nsp, kind.as_str()]).inc();
+    if full {
+        metrics.emits_dropped.with_label_values(&[nsp]).inc();
+    }
+    tracing::warn!(nsp, kind = kind.as_str(), event, %error, "packet not delivered to a client");
+}
+
+/// Accounts for a send to one socket (an emit or an ack) that failed.
+pub fn check_sent(
+    metrics: &Metrics,
+    nsp: &str,
+    kind: Packet,
+    event: &str,
+    sent: Result<(), SendError>,
+) {
+    if let Err(e) = sent {
+        let full = matches!(e, SendError::Socket(SocketError::InternalChannelFull));
+        undelivered(metrics, nsp, kind, event, &e, full);
+    }
+}
+
+/// How far a broadcast went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// To every node (or the only one).
+    Cluster,
+    /// To this node's sockets only: the adapter could not publish it.
+    Local,
+}
+
+/// Accounts for the sockets a broadcast missed on this node, and tells whether it left
+/// the node. The adapter counts and logs its own publish failures.
+pub fn check_broadcast(
+    metrics: &Metrics,
+    nsp: &str,
+    event: &str,
+    sent: Result<(), BroadcastError>,
+) -> Reach {
+    match sent {
+        Ok(()) => Reach::Cluster,
+        Err(BroadcastError::Socket(errors)) => {
+            for e in &errors {
+                let full = matches!(e, SocketError::InternalChannelFull);
+                undelivered(metrics, nsp, Packet::Broadcast, event, e, full);
+            }
+            Reach::Cluster
+        }
+        Err(e @ BroadcastError::Serialize(_)) => {
+            undelivered(metrics, nsp, Packet::Broadcast, event, &e, false);
+            Reach::Cluster
+        }
+        Err(BroadcastError::Adapter(e)) => {
+            tracing::warn!(nsp, event, error = %e, "broadcast delivered on this node only");
+            Reach::Local
+        }
     }
 }
 
@@ -64,10 +156,12 @@ pub enum Code {
     Unavailable,
     /// No handler answered a request in time.
     Timeout,
+    /// The socket has `requests.max_in_flight_per_socket` requests in flight.
+    TooManyRequests,
 }
 
 impl Code {
-    const ALL: [Code; 11] = [
+    const ALL: [Code; 12] = [
         Code::BadPayload,
         Code::RoomInvalid,
         Code::RoomForbidden,
@@ -79,6 +173,7 @@ impl Code {
         Code::DuplicateRequest,
         Code::Unavailable,
         Code::Timeout,
+        Code::TooManyRequests,
     ];
 
     /// Whether `code` is one of the node's own (`upstream_status` counts as one).
@@ -100,6 +195,7 @@ impl Code {
             Code::DuplicateRequest => "duplicate_request",
             Code::Unavailable => "unavailable",
             Code::Timeout => "timeout",
+            Code::TooManyRequests => "too_many_requests",
         }
     }
 }
@@ -149,11 +245,9 @@ impl<A: Adapter> FromMessageParts<A> for Reply<A> {
 }
 
 impl<A: Adapter> Reply<A> {
-    /// Sends `body` as the ack, if the client asked for one.
-    pub fn ack(self, body: &Value) {
-        if let Err(e) = self.ack.send(body) {
-            tracing::debug!(error = %e, "ack not delivered");
-        }
+    /// Sends `body` as the ack of `event`, if the client asked for one.
+    pub fn ack(self, event: &str, body: &Value, metrics: &Metrics) {
+        check_sent(metrics, self.socket.ns(), Packet::Ack, event, self.ack.send(body));
     }
 
     /// Sends `{ok: true, ..fields}` or `{ok: false, error}` in the ack, or the error as
@@ -162,25 +256,22 @@ impl<A: Adapter> Reply<A> {
         if let Err(e) = &outcome {
             metrics.errors.with_label_values(&[e.code.as_str()]).inc();
         }
-        let result = match (outcome, self.wants_ack) {
+        let ns = self.socket.ns();
+        match (outcome, self.wants_ack) {
             (Ok(mut fields), true) => {
                 fields.insert("ok".into(), Value::Bool(true));
-                self.ack.send(&fields)
+                check_sent(metrics, ns, Packet::Ack, event, self.ack.send(&fields));
             }
-            (Err(e), true) => self.ack.send(&json!({ "ok": false, "error": e.to_json() })),
-            (Ok(_), false) => Ok(()),
+            (Err(e), true) => {
+                let body = json!({ "ok": false, "error": e.to_json() });
+                check_sent(metrics, ns, Packet::Ack, event, self.ack.send(&body));
+            }
+            (Ok(_), false) => {}
             (Err(e), false) => {
-                let ns = self.socket.ns().to_owned();
-                metrics.events_out.with_label_values(&[ns.as_str(), "error"]).inc();
-                self.socket.emit(
-                    "error",
-                    &json!({ "event": event, "code": e.code.as_str(), "message": e.message }),
-                )
+                metrics.events_out.with_label_values(&[ns, "error"]).inc();
+                let body = json!({ "event": event, "code": e.code.as_str(), "message": e.message });
+                check_sent(metrics, ns, Packet::Event, "error", self.socket.emit("error", &body));
             }
-        };
-        if let Err(e) = result {
-            // The client went away or its buffer is full; nothing more can be told.
-            tracing::debug!(event, error = %e, "reply not delivered");
         }
     }
 }

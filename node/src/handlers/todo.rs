@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
-use super::reply::{count_in, count_out, emit, fail};
+use super::reply::{check_broadcast, count_in, count_out, emit, fail};
 use crate::session::Member;
 use crate::state::AppState;
 
@@ -50,9 +50,8 @@ async fn list<A: Adapter>(s: &SocketRef<A>, app: &AppState) -> Option<Value> {
 async fn publish<A: Adapter>(s: &SocketRef<A>, app: &AppState) {
     let Some(todos) = list(s, app).await else { return };
     count_out(s, app, "todos");
-    if let Err(e) = s.broadcast().emit("todos", &todos).await {
-        tracing::warn!(error = %e, "todos not fully delivered");
-    }
+    let sent = s.broadcast().emit("todos", &todos).await;
+    check_broadcast(&app.metrics, s.ns(), "todos", sent);
     emit(s, app, "todos", &todos);
 }
 

@@ -12,10 +12,13 @@ use socketioxide::handler::{FromMessageParts, Value as PacketValue};
 use socketioxide::socket::Sid;
 use socketioxide::socket::Socket;
 
-use super::reply::{ClientError, Code, Outcome, Reply, count_in, count_out};
+use super::reply::{
+    ClientError, Code, Outcome, Packet, Reach, Reply, check_broadcast, check_sent, count_in,
+    count_out,
+};
 use crate::requests::{self, Caller, Failure};
 use crate::rooms::{self, RoomError};
-use crate::session::{JoinOutcome, Member};
+use crate::session::{JoinOutcome, Member, RequestAdmission, RequestSlot};
 use crate::state::AppState;
 
 /// The namespace these handlers serve.
@@ -189,10 +192,8 @@ async fn invalidate<A: Adapter>(
         })?;
         let room = member_room(&member, data.get("room"))?.to_owned();
         count_out(&s, &app, "ds invalidate");
-        if let Err(e) = s.to(room).emit("ds invalidate", &data).await {
-            tracing::warn!(error = %e, "ds invalidate not fully delivered");
-        }
-        Ok(Map::new())
+        let sent = s.to(room).emit("ds invalidate", &data).await;
+        Ok(delivered(&s, &app, check_broadcast(&app.metrics, s.ns(), "ds invalidate", sent)))
     }
     .await;
     reply.send("invalidate", outcome, &app.metrics);
@@ -236,13 +237,27 @@ async fn send_message<A: Adapter>(
             "ts": chrono::Utc::now().timestamp_millis(),
         });
         count_out(&s, &app, "incomingMessage");
-        if let Err(e) = s.within(room).emit("incomingMessage", &out).await {
-            tracing::warn!(error = %e, "incomingMessage not fully delivered");
-        }
-        Ok(fields(json!({ "id": id })))
+        let sent = s.within(room).emit("incomingMessage", &out).await;
+        let mut reply =
+            delivered(&s, &app, check_broadcast(&app.metrics, s.ns(), "incomingMessage", sent));
+        reply.insert("id".into(), id.into());
+        Ok(reply)
     }
     .await;
     reply.send("sendMessage", outcome, &app.metrics);
+}
+
+/// The extra fields of a room send's ack: none when it reached the cluster,
+/// `delivered: "local"` (and counted) when the adapter is down and only this node's
+/// members got it.
+fn delivered<A: Adapter>(s: &SocketRef<A>, app: &AppState, reach: Reach) -> Map<String, Value> {
+    match reach {
+        Reach::Cluster => Map::new(),
+        Reach::Local => {
+            app.metrics.delivered_local.with_label_values(&[s.ns()]).inc();
+            fields(json!({ "delivered": "local" }))
+        }
+    }
 }
 
 /// A `request` event as the socket's packet loop saw it. Extractors run inline, in
@@ -250,10 +265,10 @@ async fn send_message<A: Adapter>(
 /// check happens here: two requests with one uuid are told apart by arrival, not by
 /// which task the runtime schedules first.
 enum Admission {
-    /// Parsed and marked in flight on the socket.
-    Admitted(requests::Request),
-    /// Its uuid is already in flight on this socket.
-    Duplicate(requests::Request),
+    /// Parsed and holding one of the socket's request slots.
+    Admitted(requests::Request, RequestSlot),
+    /// Refused before it ran: a duplicate uuid, or too many in flight.
+    Refused(requests::Request, Failure),
     /// Not a request.
     Invalid(ClientError),
 }
@@ -270,11 +285,25 @@ impl<A: Adapter> FromMessageParts<A> for Admission {
             Ok(request) => request,
             Err(e) => return Ok(Admission::Invalid(e)),
         };
-        Ok(match s.extensions.get::<Arc<Member>>() {
-            Some(member) if member.begin_request(&request.uuid) => Admission::Admitted(request),
-            Some(_) => Admission::Duplicate(request),
-            // Handlers are registered after the member is attached.
-            None => Admission::Invalid(ClientError::new(Code::Unavailable, "not ready")),
+        // Handlers are registered after the member is attached, with the state.
+        let (Some(member), Ok(State(app))) = (
+            s.extensions.get::<Arc<Member>>(),
+            State::<AppState>::from_message_parts(s, v, ack_id),
+        ) else {
+            return Ok(Admission::Invalid(ClientError::new(Code::Unavailable, "not ready")));
+        };
+        let max = app.config.requests.max_in_flight_per_socket;
+        Ok(match member.begin_request(&request.uuid, max) {
+            RequestAdmission::Admitted(slot) => Admission::Admitted(request, slot),
+            RequestAdmission::Duplicate => {
+                let refused =
+                    Failure::new(Code::DuplicateRequest, "this uuid is already in flight");
+                Admission::Refused(request, refused)
+            }
+            RequestAdmission::TooMany => {
+                let message = format!("at most {max} requests may be in flight on one socket");
+                Admission::Refused(request, Failure::new(Code::TooManyRequests, message))
+            }
         })
     }
 }
@@ -289,14 +318,13 @@ async fn request<A: Adapter>(
     count_in(&s, &app, "request");
     match admission {
         Admission::Invalid(e) => reply.send("request", Err(e), &app.metrics),
-        Admission::Duplicate(request) => {
-            let refused = Failure::new(Code::DuplicateRequest, "this uuid is already in flight");
-            answer(&s, &app, reply, &request, Err(refused));
-        }
-        Admission::Admitted(request) => {
+        Admission::Refused(request, refused) => answer(&s, &app, reply, &request, Err(refused)),
+        Admission::Admitted(request, slot) => {
             let caller = Caller { user: member.identity.user.clone(), rooms: member.room_list() };
             let outcome = app.requests.dispatch(&caller, &request).await;
-            member.end_request(&request.uuid);
+            // Freed before the answer goes out: a client that sends its next request as
+            // soon as it has the answer finds the slot free.
+            drop(slot);
             answer(&s, &app, reply, &request, outcome);
         }
     }
@@ -320,10 +348,9 @@ fn answer<A: Adapter>(
         app.metrics.errors.with_label_values(&[code]).inc();
     }
     count_out(s, app, "request reply");
-    if let Err(e) = s.emit(format!("request {}", request.uuid), &body) {
-        tracing::debug!(error = %e, "request reply not delivered");
-    }
-    reply.ack(&body);
+    let sent = s.emit(format!("request {}", request.uuid), &body);
+    check_sent(&app.metrics, s.ns(), Packet::Event, "request reply", sent);
+    reply.ack("request", &body, &app.metrics);
 }
 
 async fn unknown_event<A: Adapter>(

@@ -191,7 +191,7 @@ impl Dispatcher {
             timeout: requests.timeout,
             db,
             metrics,
-            upstream: Upstream::new(max_body)?,
+            upstream: Upstream::new(max_body, requests.upstream_concurrency)?,
             queue,
             in_flight,
             shutdown,

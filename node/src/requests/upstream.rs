@@ -5,8 +5,15 @@
 //! (the client's uuid), `traceparent` when tracing is on. The body is the request's
 //! `params` as JSON. The upstream must only be reachable by the nodes: it trusts these
 //! headers.
+//!
+//! Calls in flight are bounded node-wide (`requests.upstream_concurrency`): a flood of
+//! requests to a slow upstream waits for a permit, within each request's timeout,
+//! instead of opening a connection per request.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use serde_json::{Map, Value, json};
 
@@ -18,16 +25,19 @@ use crate::handlers::reply::Code;
 pub struct Upstream {
     client: reqwest::Client,
     max_body: usize,
+    permits: Arc<Semaphore>,
 }
 
 impl Upstream {
-    /// One connection pool for every upstream.
-    pub fn new(max_body: usize) -> Result<Self, reqwest::Error> {
+    /// One connection pool for every upstream, with at most `concurrency` calls in
+    /// flight (and as many idle connections kept per host).
+    pub fn new(max_body: usize, concurrency: usize) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(concurrency)
             .build()?;
-        Ok(Self { client, max_body })
+        Ok(Self { client, max_body, permits: Arc::new(Semaphore::new(concurrency)) })
     }
 
     /// POSTs the request; 2xx is a success `{status, body}`, any other status the error
@@ -39,6 +49,11 @@ impl Upstream {
         request: &Request,
         traceparent: Option<&str>,
     ) -> Result<Value, Failure> {
+        // Held until the body is read; the semaphore is never closed.
+        let _permit =
+            self.permits.acquire().await.map_err(|_| {
+                Failure::new(Code::Unavailable, "the upstream handler is unavailable")
+            })?;
         let mut post = self
             .client
             .post(url)

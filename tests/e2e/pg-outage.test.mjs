@@ -1,0 +1,133 @@
+// A Postgres outage longer than `node.dead_after` stops every node's heartbeat at once.
+// When the store comes back, the first node to beat again must not take its live peers
+// for dead: every node's session rows and the lobby sessions it hosts survive, and
+// nothing is swept. A node that really dies afterwards is still swept in time.
+// The Postgres here is this test's own (initdb + pg_ctl), stopped and started again.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import {
+  startNode, addUser, connectClient, joinRoom, passwordOf, roomName, randomUUID, startRedis,
+  waitUntil, metrics, metricSum, lobbySession, freePort, delay,
+} from './lib/harness.mjs';
+
+const LIVENESS = {
+  ROOMCAST_HEARTBEAT_INTERVAL: '200ms',
+  ROOMCAST_NODE_DEAD_AFTER: '1s',
+  ROOMCAST_DATABASE_ACQUIRE_TIMEOUT: '500ms',
+};
+const OUTAGE_MS = 3000;
+
+function pgBin() {
+  const versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(a) - Number(b));
+  return join('/usr/lib/postgresql', versions.at(-1), 'bin');
+}
+
+/** A throw-away Postgres on loopback that can be stopped and started again. */
+async function startPostgres() {
+  const dir = mkdtempSync(join(tmpdir(), 'roomcast-pg-outage-'));
+  const asRoot = process.getuid() === 0;
+  if (asRoot) chownSync(dir, Number(execFileSync('id', ['-u', 'postgres']).toString().trim()), -1);
+  const run = (tool, args) => {
+    const [cmd, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', join(pgBin(), tool), ...args]] : [join(pgBin(), tool), args];
+    execFileSync(cmd, argv, { stdio: 'ignore', timeout: 60000 });
+  };
+  const port = await freePort();
+  const data = join(dir, 'data');
+  run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres']);
+  const start = () =>
+    run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+  const stop = (mode = 'fast') => run('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']);
+  start();
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    start,
+    stop,
+    destroy() {
+      try { stop('immediate'); } catch { /* already stopped */ }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describe('a Postgres outage longer than dead_after', { timeout: 90000 }, () => {
+  let postgres, redis, db, a, b;
+  const clients = [];
+  const connect = async (...args) => { const c = await connectClient(...args); clients.push(c); return c; };
+  const query = async (sql, params = []) => {
+    const client = new pg.Client({ connectionString: db.url, connectionTimeoutMillis: 5000 });
+    await client.connect();
+    try {
+      return (await client.query(sql, params)).rows;
+    } finally {
+      await client.end();
+    }
+  };
+
+  before(async () => {
+    postgres = await startPostgres();
+    redis = await startRedis();
+    db = { kind: 'postgres', url: postgres.url };
+    const env = { REDIS_URL: redis.url, ...LIVENESS };
+    a = await startNode({ db, env });
+    b = await startNode({ db, env });
+    await Promise.all(['alice', 'bob'].map((u) => addUser(db, u, `${u}-pw`)));
+  });
+
+  after(async () => {
+    for (const c of clients) c.close();
+    await Promise.all([a, b].map((n) => n?.stop()));
+    redis?.stop();
+    postgres?.destroy();
+  });
+
+  it('sweeps no live node, and still sweeps a dead one', async () => {
+    const alice = await connect('v4-websocket', a.url, passwordOf('alice'));
+    const bob = await connect('v4-websocket', b.url, passwordOf('bob'));
+    const room = roomName('outage');
+    await joinRoom(alice, room);
+    await joinRoom(bob, room);
+    // A lobby session hosted on each node, each with a guest on the other.
+    const hostA = await connect('v4-websocket', `${a.url}/lobby`, {});
+    const guestB = await connect('v4-websocket', `${b.url}/lobby`, {});
+    const keyA = await lobbySession(hostA, guestB, 'Ann', 'Gus');
+    const hostB = await connect('v4-websocket', `${b.url}/lobby`, {});
+    const guestA = await connect('v4-websocket', `${a.url}/lobby`, {});
+    const keyB = await lobbySession(hostB, guestA, 'Ben', 'Gia');
+    const rowsOf = async (node) =>
+      (await query("SELECT sid FROM express_sessions WHERE sess::jsonb->>'node' = $1", [node.nodeId])).length;
+    assert.equal(await rowsOf(a), 1);
+    assert.equal(await rowsOf(b), 1);
+
+    postgres.stop();
+    await delay(OUTAGE_MS);
+    postgres.start();
+
+    // Both nodes beat again, then long enough for either to have swept the other.
+    await waitUntil(async () => {
+      const beats = await query('SELECT id FROM nodes WHERE heartbeat_at > now()::timestamp - interval \'500 milliseconds\'');
+      return beats.length === 2;
+    }, 'both nodes beating again', 10000);
+    await delay(2500);
+
+    for (const n of [a, b]) assert.equal(metricSum(await metrics(n.url), 'roomcast_swept_nodes_total'), 0, `${n.nodeId} swept nobody`);
+    assert.equal(await rowsOf(a), 1, "a's session row survives");
+    assert.equal(await rowsOf(b), 1, "b's session row survives");
+    const sessions = (await query('SELECT session_key FROM lobby_sessions ORDER BY session_key')).map((r) => r.session_key);
+    assert.deepEqual(sessions, [keyA, keyB].sort(), 'both lobby sessions survive');
+    for (const c of [hostA, hostB, guestA, guestB]) c.assertNothing('no session_closed');
+    const presence = await alice.ack('request', { uuid: randomUUID(), route: 'presence.room', params: { room } });
+    assert.deepEqual(presence.result.users, ['alice', 'bob']);
+
+    // A node that really dies is still swept, with its rows and hosted session.
+    b.child.kill('SIGKILL');
+    assert.deepEqual(await guestA.waitFor('session_closed', () => true, 5000), { message: 'Session closed!', session_key: keyB });
+    await waitUntil(async () => (await rowsOf(b)) === 0, "b's rows swept", 5000);
+    assert.equal(metricSum(await metrics(a.url), 'roomcast_swept_nodes_total'), 1);
+    assert.equal(await rowsOf(a), 1, "a's rows stay");
+  });
+});
