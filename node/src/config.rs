@@ -69,6 +69,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("OTEL_SERVICE_NAME", "telemetry.service_name"),
     ("ROOMCAST_LOG_FORMAT", "log.format"),
     ("ROOMCAST_LOG_LEVEL", "log.level"),
+    ("ROOMCAST_REQUEST_SERVER_EVENTS", "requests.server_events"),
 ];
 
 /// The environment variable naming the configuration file.
@@ -427,6 +428,11 @@ pub struct RequestsConfig {
     pub serve: Vec<String>,
     /// Routes by prefix; the longest matching prefix wins. Default: none.
     pub routes: Vec<RouteConfig>,
+    /// Inter-server events (another server's `serverSideEmit`) this node answers: each
+    /// runs the request route of the same name and its reply is the ack. Events not
+    /// listed get no answer, as on a Node server without a listener. Default: none.
+    #[serde(deserialize_with = "string_or_list")]
+    pub server_events: Vec<String>,
 }
 
 impl Default for RequestsConfig {
@@ -437,6 +443,7 @@ impl Default for RequestsConfig {
             key_prefix: "roomcast".into(),
             serve: Vec::new(),
             routes: Vec::new(),
+            server_events: Vec::new(),
         }
     }
 }
@@ -802,6 +809,19 @@ impl Config {
                 }
             }
         }
+        self.validate_server_events()
+    }
+
+    fn validate_server_events(&self) -> Result<(), ConfigError> {
+        let table = crate::requests::routes::RouteTable::new(&self.requests.routes);
+        for event in &self.requests.server_events {
+            if table.resolve(event).is_none() {
+                return Err(invalid(
+                    "requests.server_events",
+                    format!("{event:?} is neither a built-in route nor under a configured prefix"),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -964,6 +984,22 @@ mod tests {
                 Ok(())
             });
         }
+    }
+
+    #[test]
+    fn server_events_name_routes() {
+        Jail::expect_with(|jail| {
+            jail.set_env("ROOMCAST_REQUEST_SERVER_EVENTS", "echo,time");
+            let config = load_in(jail, None).map_err(|e| e.to_string())?;
+            assert_eq!(config.requests.server_events, ["echo", "time"]);
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("ROOMCAST_REQUEST_SERVER_EVENTS", "nope");
+            let err = load_in(jail, None).expect_err("unknown route").to_string();
+            assert!(err.contains("requests.server_events"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]
