@@ -20,11 +20,11 @@ use crate::config::{Config, RedisMode, SubscriptionModeConfig};
 use crate::db::lobby::Membership;
 use crate::db::resume::Ticket;
 use crate::db::{Db, DbError};
+use crate::handlers::workspace::{persist_rooms, socket_rooms};
 use crate::metrics::Metrics;
 use crate::reaper::RowReaper;
 use crate::requests::Dispatcher;
 use crate::session::Member;
-use crate::handlers::workspace::{persist_rooms, socket_rooms};
 use crate::state::AppState;
 use crate::{handlers, http};
 
@@ -428,7 +428,11 @@ async fn reconcile(state: &AppState, engine: &Engine) -> Result<(), DbError> {
 /// Rewrites the session rows of this node's sockets whose rooms a peer changed
 /// (`socketsJoin` / `socketsLeave` from a Node server, the emitter or another node), so
 /// rows and presence follow the one record of membership.
-fn follow_remote_rooms(cluster: &Cluster, io: &SocketIo<ClusterAdapter<Emitter>>, state: &AppState) {
+fn follow_remote_rooms(
+    cluster: &Cluster,
+    io: &SocketIo<ClusterAdapter<Emitter>>,
+    state: &AppState,
+) {
     let (io, state) = (io.clone(), state.clone());
     cluster.on_rooms_changed(move |ns, sids| {
         let Some(ns) = io.of(ns) else { return };
