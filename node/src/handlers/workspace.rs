@@ -94,7 +94,6 @@ async fn is_private_room<A: Adapter>(
     match futures::future::try_join_all(asks).await {
         Ok(found) => Ok(found.into_iter().any(|f| f)),
         Err(e) => {
-            app.metrics.errors.with_label_values(&["adapter"]).inc();
             tracing::warn!(error = %e, "private room check failed; join refused");
             Err(ClientError::new(
                 Code::Unavailable,
