@@ -9,13 +9,28 @@ import {
   waitUntil, startRedis, randomUUID,
 } from './lib/harness.mjs';
 import { startNodePeer } from './lib/node-peer.mjs';
+import { startRedisCluster } from './lib/redis-cluster.mjs';
 
+const single = async () => {
+  const redis = await startRedis();
+  return { ...redis, nodeUrl: redis.url, peerUrl: redis.url };
+};
 const MODES = [
-  { name: 'classic', env: {}, peer: {} },
+  { name: 'classic', redis: single, env: {}, peer: {} },
   {
     name: 'sharded',
+    redis: single,
     env: { ROOMCAST_REDIS_MODE: 'sharded', ROOMCAST_REDIS_SUBSCRIPTION_MODE: 'dynamic' },
     peer: { sharded: true, subscriptionMode: 'dynamic' },
+  },
+  {
+    name: 'sharded on a Redis Cluster',
+    redis: async () => {
+      const cluster = await startRedisCluster();
+      return { ...cluster, nodeUrl: cluster.clusterUrl, peerUrl: cluster.url };
+    },
+    env: { ROOMCAST_REDIS_MODE: 'sharded', ROOMCAST_REDIS_SUBSCRIPTION_MODE: 'dynamic' },
+    peer: { sharded: true, subscriptionMode: 'dynamic', cluster: true },
   },
 ];
 
@@ -33,11 +48,11 @@ for (const mode of MODES) {
     const rowRooms = async (socket) => (await row(socket))?.sess.rooms;
 
     before(async () => {
-      redis = await startRedis();
+      redis = await mode.redis();
       db = await createDb('sqlite');
       // Cluster queries give up after 2 s, well within a client's ack wait.
       const env = {
-        REDIS_URL: redis.url,
+        REDIS_URL: redis.nodeUrl,
         ROOMCAST_REQUEST_SERVER_EVENTS: 'echo',
         ROOMCAST_REDIS_REQUEST_TIMEOUT: '2s',
         ...mode.env,
@@ -45,7 +60,7 @@ for (const mode of MODES) {
       nodes.push(await startNode({ db, env }));
       nodes.push(await startNode({ db, env }));
       await Promise.all(['alice', 'bob', 'carol'].map((u) => addUser(db, u, `${u}-pw`)));
-      peer = await startNodePeer(redis.url, mode.peer);
+      peer = await startNodePeer(redis.peerUrl, mode.peer);
       // Every server of `/` is subscribed: two Roomcast nodes and the peer.
       await waitUntil(async () => (await peer.call('serverCount')) === 3, 'three servers on /');
     });
