@@ -288,22 +288,26 @@ impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
         }
     }
 
-    fn local_add(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+    /// The local sockets `opts` selects, by id.
+    fn selected_sids(&self, opts: &BroadcastOptions) -> Vec<Sid> {
         match self.select(opts) {
-            Selection::Opts(opts) => self.local.add_sockets(*opts, rooms.to_vec()),
-            Selection::Sids(sids) => {
-                sids.into_iter().for_each(|sid| self.local.add_all(sid, rooms.to_vec()))
-            }
+            Selection::Opts(opts) => self.local.sockets(*opts),
+            Selection::Sids(sids) => sids,
         }
     }
 
-    fn local_del(&self, opts: &BroadcastOptions, rooms: &[Room]) {
-        match self.select(opts) {
-            Selection::Opts(opts) => self.local.del_sockets(*opts, rooms.to_vec()),
-            Selection::Sids(sids) => {
-                sids.into_iter().for_each(|sid| self.local.del(sid, rooms.to_vec()))
-            }
-        }
+    /// Adds the selected sockets to `rooms`; returns them.
+    fn local_add(&self, opts: &BroadcastOptions, rooms: &[Room]) -> Vec<Sid> {
+        let sids = self.selected_sids(opts);
+        sids.iter().for_each(|sid| self.local.add_all(*sid, rooms.to_vec()));
+        sids
+    }
+
+    /// Removes the selected sockets from `rooms`; returns them.
+    fn local_del(&self, opts: &BroadcastOptions, rooms: &[Room]) -> Vec<Sid> {
+        let sids = self.selected_sids(opts);
+        sids.iter().for_each(|sid| self.local.del(*sid, rooms.to_vec()));
+        sids
     }
 
     fn local_disconnect(&self, opts: &BroadcastOptions) -> Result<(), Vec<SocketError>> {
@@ -457,12 +461,16 @@ impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
                 reply(ResponseBody::Rooms(rooms.into_iter().collect())).await;
             }
             Request::Join { target, rooms } => {
-                self.local_add(&peer_opts(target.rooms, target.except, false), &rooms_of(rooms));
+                let opts = peer_opts(target.rooms, target.except, false);
+                let sids = self.local_add(&opts, &rooms_of(rooms));
                 self.rooms.wake();
+                self.core.cluster.rooms_changed(&self.core.nsp, sids);
             }
             Request::Leave { target, rooms } => {
-                self.local_del(&peer_opts(target.rooms, target.except, false), &rooms_of(rooms));
+                let opts = peer_opts(target.rooms, target.except, false);
+                let sids = self.local_del(&opts, &rooms_of(rooms));
                 self.rooms.wake();
+                self.core.cluster.rooms_changed(&self.core.nsp, sids);
             }
             Request::Disconnect { target, close: _ } => {
                 // socketioxide has no "disconnect without closing the
@@ -476,12 +484,14 @@ impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
             Request::JoinSocket { sid, room } => {
                 if let Some(sid) = self.local_socket(&sid) {
                     self.local.add_all(sid, room);
+                    self.core.cluster.rooms_changed(&self.core.nsp, vec![sid]);
                     reply(ResponseBody::Done).await;
                 }
             }
             Request::LeaveSocket { sid, room } => {
                 if let Some(sid) = self.local_socket(&sid) {
                     self.local.del(sid, room);
+                    self.core.cluster.rooms_changed(&self.core.nsp, vec![sid]);
                     reply(ResponseBody::Done).await;
                 }
             }
@@ -716,8 +726,9 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for ClusterAdapter<E, D> {
         rooms: impl RoomParam,
     ) -> Result<(), RequestError> {
         let rooms: Vec<Room> = rooms.into_room_iter().collect();
-        self.local_add(&opts, &rooms);
+        let sids = self.local_add(&opts, &rooms);
         self.rooms.wake();
+        self.core.cluster.rooms_changed(&self.core.nsp, sids);
         if let Some(target) = self.remote_target(&opts) {
             let rooms = rooms.iter().map(|r| r.to_string()).collect();
             self.core.send_request(Request::Join { target, rooms }, None).await?;
@@ -731,8 +742,9 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for ClusterAdapter<E, D> {
         rooms: impl RoomParam,
     ) -> Result<(), RequestError> {
         let rooms: Vec<Room> = rooms.into_room_iter().collect();
-        self.local_del(&opts, &rooms);
+        let sids = self.local_del(&opts, &rooms);
         self.rooms.wake();
+        self.core.cluster.rooms_changed(&self.core.nsp, sids);
         if let Some(target) = self.remote_target(&opts) {
             let rooms = rooms.iter().map(|r| r.to_string()).collect();
             self.core.send_request(Request::Leave { target, rooms }, None).await?;

@@ -15,7 +15,7 @@ use crate::{
     driver::{Driver, DriverError, FredDriver},
     error::{RequestError, ServerSideEmitError},
     namespace::NsCore,
-    proto::{Request, ResponseBody, ResponseMsg},
+    proto::{FetchedSocket, Request, ResponseBody, ResponseMsg, Target},
 };
 
 /// An event another server sent with `serverSideEmit`.
@@ -63,6 +63,7 @@ pub struct SocketDetails {
 
 type EventHandler = Arc<dyn Fn(ServerEvent) + Send + Sync>;
 type DetailsFn = Arc<dyn Fn(&str, Sid) -> Option<SocketDetails> + Send + Sync>;
+type RoomsChangedFn = Arc<dyn Fn(&str, Vec<Sid>) + Send + Sync>;
 
 /// The adapter state handed to `SocketIo::builder().with_adapter(..)`: the
 /// bus connection, the configuration and what every namespace shares.
@@ -78,6 +79,7 @@ struct Inner<D: Driver> {
     namespaces: Mutex<HashMap<String, Weak<NsCore<D>>>>,
     handlers: RwLock<HashMap<String, EventHandler>>,
     details: RwLock<Option<DetailsFn>>,
+    rooms_changed: RwLock<Option<RoomsChangedFn>>,
 }
 
 impl<D: Driver> Clone for Cluster<D> {
@@ -117,6 +119,7 @@ impl<D: Driver> Cluster<D> {
                 namespaces: Mutex::default(),
                 handlers: RwLock::default(),
                 details: RwLock::default(),
+                rooms_changed: RwLock::default(),
             }),
         }
     }
@@ -171,6 +174,57 @@ impl<D: Driver> Cluster<D> {
     pub(crate) fn socket_details(&self, nsp: &str, sid: Sid) -> Option<SocketDetails> {
         let details = self.inner.details.read().unwrap_or_else(PoisonError::into_inner).clone();
         details.and_then(|f| f(nsp, sid))
+    }
+
+    /// Tells the application which local sockets of a namespace a peer (a
+    /// Node server, the emitter, another Roomcast node) just moved in or out
+    /// of rooms with `socketsJoin` / `socketsLeave`: socketioxide's room
+    /// table changed under the application's feet. Called on the adapter's
+    /// task, after the change: a hook that needs to wait should spawn.
+    pub fn on_rooms_changed(&self, f: impl Fn(&str, Vec<Sid>) + Send + Sync + 'static) {
+        *self.inner.rooms_changed.write().unwrap_or_else(PoisonError::into_inner) =
+            Some(Arc::new(f));
+    }
+
+    pub(crate) fn rooms_changed(&self, nsp: &str, sids: Vec<Sid>) {
+        if sids.is_empty() {
+            return;
+        }
+        let hook = self.inner.rooms_changed.read().unwrap_or_else(PoisonError::into_inner).clone();
+        if let Some(f) = hook {
+            f(nsp, sids);
+        }
+    }
+
+    /// The sockets the other servers of `nsp` hold in any of `rooms` (every
+    /// socket when empty), as they report them: raw ids, so Node's
+    /// 20-character ids are kept (socketioxide's `fetch_sockets` cannot hold
+    /// them). Fails unless every server answered within the request timeout.
+    pub async fn remote_sockets(
+        &self,
+        nsp: &str,
+        rooms: Vec<String>,
+    ) -> Result<Vec<FetchedSocket>, RequestError> {
+        let core = self.namespace(nsp)?;
+        let request = Request::Fetch { target: Target { rooms, except: Vec::new() } };
+        let bodies = core.request_all(request).await.map_err(|(e, _)| e)?;
+        Ok(bodies
+            .iter()
+            .filter_map(|body| match body {
+                ResponseBody::Sockets(items) => Some(items),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(FetchedSocket::from_json)
+            .collect())
+    }
+
+    /// Whether another server of `nsp` holds a socket with this id, whatever
+    /// its implementation: its private room is asked for, and Node sockets
+    /// are in theirs, as socketioxide sockets are through this adapter.
+    pub async fn has_socket(&self, nsp: &str, id: &str) -> Result<bool, RequestError> {
+        let sockets = self.remote_sockets(nsp, vec![id.to_owned()]).await?;
+        Ok(sockets.iter().any(|s| s.id == id))
     }
 
     fn namespaces(&self) -> MutexGuard<'_, HashMap<String, Weak<NsCore<D>>>> {

@@ -214,7 +214,8 @@
 //!   counted client answered, or at the timeout.
 //! - REMOTE_FETCH answers hold 20-character ids for Node sockets, which
 //!   socketioxide's `RemoteSocketData` cannot represent: `fetch_sockets`
-//!   skips them (they still count in `rooms`). Fetched remote sockets get
+//!   skips them (they still count in `rooms`); [`Cluster::remote_sockets`]
+//!   and [`Cluster::has_socket`] return every socket with its raw id. Fetched remote sockets get
 //!   server id `Uid::ZERO`, so operations on them go through the cluster.
 //!   The handshake and data reported for local sockets come from
 //!   [`Cluster::on_socket_details`], else an empty handshake and `{}`.
@@ -228,6 +229,9 @@
 //!   cannot be filtered.
 //! - A server-side event without a handler gets no answer, as in Node (the
 //!   asker times out).
+//! - socketioxide tells an application nothing when a peer's `socketsJoin` /
+//!   `socketsLeave` changes its sockets' rooms: [`Cluster::on_rooms_changed`]
+//!   names the local sockets each such change touched.
 //! - Only socketioxide's default (common) parser is supported: its JSON
 //!   payloads are converted to msgpack; the msgpack parser's opaque bytes
 //!   are refused with [`proto::EncodeError::UnsupportedPacket`].

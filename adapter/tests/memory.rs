@@ -191,3 +191,42 @@ async fn hostile_bytes_on_every_channel() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn raw_remote_sockets_and_the_rooms_changed_hook() {
+    timed(30, async {
+        let f = cluster3(config()).await;
+        let (tx, mut changed) = tokio::sync::mpsc::unbounded_channel();
+        f.nodes[2].cluster.on_rooms_changed(move |nsp, sids| {
+            let _ = tx.send((nsp.to_owned(), sids));
+        });
+        let target = f.clients[2].id.clone();
+        let next = async |rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Vec<Sid>)>| {
+            tokio::time::timeout(common::WAIT, rx.recv()).await.unwrap().unwrap()
+        };
+
+        // Another server's socketsJoin on the socket's private room.
+        f.nodes[0].io.to(target.clone()).join("r1").await.unwrap();
+        assert_eq!(next(&mut changed).await, ("/".to_owned(), vec![sid(&target)]));
+        let remote = f.nodes[0].cluster.remote_sockets("/", vec!["r1".into()]).await.unwrap();
+        assert_eq!(remote.len(), 1);
+        assert_eq!(remote[0].id, target);
+        assert_eq!(remote[0].rooms, [target.clone(), "r1".to_owned()]);
+        assert!(f.nodes[0].cluster.has_socket("/", &target).await.unwrap());
+        assert!(!f.nodes[0].cluster.has_socket("/", "AbCdEfGhIjKlMnOp").await.unwrap());
+        // Every other server's sockets when no room is named; never this server's own.
+        let all = f.nodes[0].cluster.remote_sockets("/", Vec::new()).await.unwrap();
+        let mut ids: Vec<_> = all.into_iter().map(|s| s.id).collect();
+        ids.sort();
+        let mut expected = vec![f.clients[1].id.clone(), target.clone()];
+        expected.sort();
+        assert_eq!(ids, expected);
+
+        f.nodes[1].io.to(target.clone()).leave("r1").await.unwrap();
+        assert_eq!(next(&mut changed).await, ("/".to_owned(), vec![sid(&target)]));
+        assert!(
+            f.nodes[0].cluster.remote_sockets("/", vec!["r1".into()]).await.unwrap().is_empty()
+        );
+    })
+    .await;
+}

@@ -77,6 +77,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ROOMCAST_LOG_FORMAT", "log.format"),
     ("ROOMCAST_LOG_LEVEL", "log.level"),
     ("ROOMCAST_ADMIN_TOKEN", "admin.token"),
+    ("ROOMCAST_REQUEST_SERVER_EVENTS", "requests.server_events"),
 ];
 
 /// The environment variable naming the configuration file.
@@ -469,6 +470,11 @@ pub struct RequestsConfig {
     /// the idle connections kept per upstream host); further calls wait their turn
     /// within their timeout. Default `64`.
     pub upstream_concurrency: usize,
+    /// Inter-server events (another server's `serverSideEmit`) this node answers: each
+    /// runs the request route of the same name and its reply is the ack. Events not
+    /// listed get no answer, as on a Node server without a listener. Default: none.
+    #[serde(deserialize_with = "string_or_list")]
+    pub server_events: Vec<String>,
 }
 
 impl Default for RequestsConfig {
@@ -481,6 +487,7 @@ impl Default for RequestsConfig {
             routes: Vec::new(),
             max_in_flight_per_socket: 32,
             upstream_concurrency: 64,
+            server_events: Vec::new(),
         }
     }
 }
@@ -893,6 +900,19 @@ impl Config {
                 }
             }
         }
+        self.validate_server_events()
+    }
+
+    fn validate_server_events(&self) -> Result<(), ConfigError> {
+        let table = crate::requests::routes::RouteTable::new(&self.requests.routes);
+        for event in &self.requests.server_events {
+            if table.resolve(event).is_none() {
+                return Err(invalid(
+                    "requests.server_events",
+                    format!("{event:?} is neither a built-in route nor under a configured prefix"),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -1101,6 +1121,22 @@ mod tests {
             jail.set_env("ROOMCAST_TRUSTED_PROXIES", "10.0.0.0/33");
             let err = load_in(jail, None).expect_err("bad cidr").to_string();
             assert!(err.contains("server.trusted_proxies"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn server_events_name_routes() {
+        Jail::expect_with(|jail| {
+            jail.set_env("ROOMCAST_REQUEST_SERVER_EVENTS", "echo,time");
+            let config = load_in(jail, None).map_err(|e| e.to_string())?;
+            assert_eq!(config.requests.server_events, ["echo", "time"]);
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("ROOMCAST_REQUEST_SERVER_EVENTS", "nope");
+            let err = load_in(jail, None).expect_err("unknown route").to_string();
+            assert!(err.contains("requests.server_events"), "{err}");
             Ok(())
         });
     }

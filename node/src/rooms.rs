@@ -39,6 +39,14 @@ pub fn check_name(name: &str) -> Result<(), RoomError> {
     Ok(())
 }
 
+/// Whether `name` has the shape of an Engine.IO socket id: 16 (socketioxide) to 20
+/// (Node's `base64id`) characters of the URL-safe base64 alphabet. A name of any other
+/// shape cannot be a socket's private room, so it needs no cluster query.
+pub fn could_be_socket_id(name: &str) -> bool {
+    (16..=20).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +65,15 @@ mod tests {
         }
         assert_eq!(check_name("$internal"), Err(RoomError::Reserved));
         assert_eq!(check_name("roomcast:x"), Err(RoomError::Reserved));
+    }
+
+    #[test]
+    fn socket_id_shapes() {
+        // socketioxide's 16 characters and Node's 20 (base64id: 15 random bytes).
+        assert!(could_be_socket_id("AbCdEfGh12345678"));
+        assert!(could_be_socket_id("x-Y_z0123456789abcde"));
+        for name in ["general", "AbCdEfGh1234567", "x-Y_z0123456789abcdef", "AbCdEfGh 2345678"] {
+            assert!(!could_be_socket_id(name), "{name}");
+        }
     }
 }

@@ -23,6 +23,7 @@ use crate::config::{Config, RedisConfig, RedisMode, SubscriptionModeConfig};
 use crate::db::lobby::Membership;
 use crate::db::resume::Ticket;
 use crate::db::{Db, DbError};
+use crate::handlers::workspace::{persist_rooms, socket_rooms};
 use crate::metrics::{LoadSource, Metrics, NamespaceLoad};
 use crate::reaper::RowReaper;
 use crate::requests::Dispatcher;
@@ -84,8 +85,8 @@ impl Engine {
         }
     }
 
-    /// The members of this node's sockets, every namespace.
-    fn members(&self) -> Vec<Arc<Member>> {
+    /// The members of this node's sockets, every namespace, with their rooms.
+    fn members(&self) -> Vec<(Arc<Member>, Vec<String>)> {
         match self {
             Engine::Local(io) => members(io),
             Engine::Cluster(io, _) => members(io),
@@ -104,12 +105,12 @@ impl Engine {
     }
 }
 
-fn members<A: Adapter>(io: &SocketIo<A>) -> Vec<Arc<Member>> {
+fn members<A: Adapter>(io: &SocketIo<A>) -> Vec<(Arc<Member>, Vec<String>)> {
     handlers::NAMESPACES
         .iter()
         .filter_map(|ns| io.of(*ns))
         .flat_map(|ns| ns.sockets())
-        .filter_map(|s| s.extensions.get::<Arc<Member>>())
+        .filter_map(|s| Some((s.extensions.get::<Arc<Member>>()?, socket_rooms(&s))))
         .collect()
 }
 
@@ -138,7 +139,7 @@ fn tickets<A: Adapter>(io: &SocketIo<A>) -> Vec<Ticket> {
         .into_iter()
         .filter_map(|s| {
             let member = s.extensions.get::<Arc<Member>>()?;
-            let rooms = member.room_list();
+            let rooms = socket_rooms(&s);
             let sid = s.id.to_string();
             (!rooms.is_empty()).then(|| Ticket { sid, login: member.identity.user.clone(), rooms })
         })
@@ -274,10 +275,13 @@ impl Node {
                 })
                 .await?;
                 state.metrics.watch_adapter(cluster.metrics().clone());
+                state.set_cluster(cluster.clone());
                 let link = cluster.clone();
                 state.metrics.watch_adapter_link(move || link.is_connected());
                 let (layer, io) =
                     builder.with_adapter::<ClusterAdapter<Emitter>>(cluster.clone()).build_layer();
+                follow_remote_rooms(&cluster, &io, &state);
+                answer_server_events(&cluster, &state);
                 let (routes, ops) =
                     with_admin(routes, ops, crate::admin::routes(&state, io.clone()));
                 state.metrics.watch_load(load_source(io.clone()));
@@ -550,11 +554,57 @@ impl BeatRun {
 /// socket (joins made during the outage, or rows another node swept).
 async fn reconcile(state: &AppState, engine: &Engine) -> Result<(), DbError> {
     let members = engine.members();
-    for member in &members {
-        member.insert_row(&state.db, state.config.database.session_ttl).await?;
+    for (member, rooms) in &members {
+        member.insert_row(&state.db, state.config.database.session_ttl, || rooms.clone()).await?;
     }
     tracing::info!(live = members.len(), "session rows reconciled");
     Ok(())
+}
+
+/// Rewrites the session rows of this node's sockets whose rooms a peer changed
+/// (`socketsJoin` / `socketsLeave` from a Node server, the emitter or another node), so
+/// rows and presence follow the one record of membership.
+fn follow_remote_rooms(
+    cluster: &Cluster,
+    io: &SocketIo<ClusterAdapter<Emitter>>,
+    state: &AppState,
+) {
+    let (io, state) = (io.clone(), state.clone());
+    cluster.on_rooms_changed(move |ns, sids| {
+        let Some(ns) = io.of(ns) else { return };
+        let sockets: Vec<_> = sids
+            .into_iter()
+            .filter_map(|sid| ns.get_socket(sid))
+            .filter_map(|s| Some((s.extensions.get::<Arc<Member>>()?, s)))
+            .collect();
+        let state = state.clone();
+        tokio::spawn(async move {
+            for (member, s) in sockets {
+                persist_rooms(&state, &s, &member).await;
+            }
+        });
+    });
+}
+
+/// Answers the inter-server events listed in `requests.server_events` (another server's
+/// `serverSideEmit`) on every namespace; others get no answer, as in Node.
+fn answer_server_events(cluster: &Cluster, state: &AppState) {
+    for ns in handlers::NAMESPACES {
+        let state = state.clone();
+        cluster.on_server_event(ns, move |event| {
+            if !state.config.requests.server_events.contains(&event.event) {
+                tracing::debug!(event = %event.event, "inter-server event without handler");
+                return;
+            }
+            let state = state.clone();
+            tokio::spawn(async move {
+                let answer = state.requests.answer_server_event(&event.event, event.args).await;
+                if let Some(ack) = event.ack {
+                    ack.send(answer);
+                }
+            });
+        });
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! A connected socket's server-side state and its row in `express_sessions`.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -10,7 +10,7 @@ use crate::auth::Identity;
 use crate::db::sessions::socket_row_sid;
 use crate::db::{Db, DbError};
 
-/// Why a room could not be joined.
+/// What a `join room` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinOutcome {
     /// Joined now.
@@ -47,11 +47,13 @@ impl Drop for RequestSlot {
     }
 }
 
-/// One authenticated socket: who it is, its rooms and its requests in flight.
+/// One authenticated socket: who it is and its requests in flight.
 ///
-/// The room set here is what the session row shows; the socket's rooms in the adapter
-/// follow it. Row writes are serialized by `row_lock` and each writes the state as it
-/// is when the lock is taken, so the last write always carries the latest rooms.
+/// Its rooms are not kept here: socketioxide's room table is the one record of them,
+/// whoever changed it (this node's handlers, or a peer's `socketsJoin` through the
+/// adapter), and the session row is written from it. Row writes are serialized by
+/// `row_lock` and each reads the rooms once the lock is taken, so the last write always
+/// carries the latest rooms.
 #[derive(Debug)]
 pub struct Member {
     /// The authenticated user.
@@ -60,13 +62,13 @@ pub struct Member {
     node_id: String,
     namespace: String,
     connected_at: DateTime<Utc>,
-    rooms: Mutex<BTreeSet<String>>,
+    joins: Mutex<()>,
     requests: Mutex<HashSet<String>>,
     row_lock: tokio::sync::Mutex<()>,
 }
 
 impl Member {
-    /// A member with no rooms, connected now.
+    /// A member connected now.
     pub fn new(identity: Identity, socket_id: String, node_id: String, namespace: &str) -> Self {
         Self {
             identity,
@@ -74,7 +76,7 @@ impl Member {
             node_id,
             namespace: namespace.to_owned(),
             connected_at: Utc::now(),
-            rooms: Mutex::default(),
+            joins: Mutex::default(),
             requests: Mutex::default(),
             row_lock: tokio::sync::Mutex::new(()),
         }
@@ -85,37 +87,26 @@ impl Member {
         socket_row_sid(&self.socket_id, &self.namespace)
     }
 
-    fn rooms(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
-        // A panic while holding the lock leaves a set that is still consistent.
-        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The rooms, sorted.
-    pub fn room_list(&self) -> Vec<String> {
-        self.rooms().iter().cloned().collect()
-    }
-
-    /// Whether the socket is in `room`.
-    pub fn is_in(&self, room: &str) -> bool {
-        self.rooms().contains(room)
-    }
-
-    /// Records a join unless the limit forbids it.
-    pub fn add_room(&self, room: &str, max: usize) -> JoinOutcome {
-        let mut rooms = self.rooms();
-        if rooms.contains(room) {
+    /// Joins `room` unless the socket is in `max` rooms already. `rooms` reads the
+    /// socket's rooms and `join` adds it; both run under one lock, so concurrent joins
+    /// of one socket cannot pass the limit together.
+    pub fn join_room(
+        &self,
+        room: &str,
+        max: usize,
+        rooms: impl FnOnce() -> Vec<String>,
+        join: impl FnOnce(),
+    ) -> JoinOutcome {
+        let _serial = self.joins.lock().unwrap_or_else(|e| e.into_inner());
+        let current = rooms();
+        if current.iter().any(|r| r == room) {
             JoinOutcome::AlreadyMember
-        } else if rooms.len() >= max {
+        } else if current.len() >= max {
             JoinOutcome::TooMany
         } else {
-            rooms.insert(room.to_owned());
+            join();
             JoinOutcome::Joined
         }
-    }
-
-    /// Records a leave; false when the socket was not in the room.
-    pub fn remove_room(&self, room: &str) -> bool {
-        self.rooms().remove(room)
     }
 
     fn requests(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -136,7 +127,7 @@ impl Member {
     }
 
     /// The `sess` JSON of the row, in the shape express-session stores.
-    pub fn sess(&self, ttl: std::time::Duration) -> Value {
+    pub fn sess(&self, ttl: std::time::Duration, rooms: Vec<String>) -> Value {
         let expires = self.connected_at + ttl;
         json!({
             "cookie": {
@@ -150,22 +141,33 @@ impl Member {
             "node": self.node_id,
             "socket": self.socket_id,
             "namespace": self.namespace,
-            "rooms": self.room_list(),
+            "rooms": rooms,
             "connectedAt": self.connected_at.to_rfc3339_opts(SecondsFormat::Millis, true),
         })
     }
 
-    /// Writes the row for the first time.
-    pub async fn insert_row(&self, db: &Db, ttl: std::time::Duration) -> Result<(), DbError> {
+    /// Writes the row for the first time (or again, after the store was away), with
+    /// the rooms `rooms` reads once the row lock is held.
+    pub async fn insert_row(
+        &self,
+        db: &Db,
+        ttl: std::time::Duration,
+        rooms: impl FnOnce() -> Vec<String>,
+    ) -> Result<(), DbError> {
         let _guard = self.row_lock.lock().await;
         let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
-        db.put_session(&self.row_sid(), &self.sess(ttl), ttl_secs).await
+        db.put_session(&self.row_sid(), &self.sess(ttl, rooms()), ttl_secs).await
     }
 
-    /// Rewrites the row's `sess` with the current rooms.
-    pub async fn update_row(&self, db: &Db, ttl: std::time::Duration) -> Result<(), DbError> {
+    /// Rewrites the row's `sess` with the rooms `rooms` reads once the row lock is held.
+    pub async fn update_row(
+        &self,
+        db: &Db,
+        ttl: std::time::Duration,
+        rooms: impl FnOnce() -> Vec<String>,
+    ) -> Result<(), DbError> {
         let _guard = self.row_lock.lock().await;
-        db.update_session(&self.row_sid(), &self.sess(ttl)).await.map(drop)
+        db.update_session(&self.row_sid(), &self.sess(ttl, rooms())).await.map(drop)
     }
 }
 
@@ -180,27 +182,26 @@ mod tests {
     }
 
     #[test]
-    fn rooms_are_bounded_and_sorted() {
+    fn joins_are_bounded() {
         let m = member();
-        assert_eq!(m.add_room("b", 2), JoinOutcome::Joined);
-        assert_eq!(m.add_room("a", 2), JoinOutcome::Joined);
-        assert_eq!(m.add_room("a", 2), JoinOutcome::AlreadyMember);
-        assert_eq!(m.add_room("c", 2), JoinOutcome::TooMany);
-        assert_eq!(m.room_list(), ["a", "b"]);
-        assert!(m.remove_room("a"));
-        assert!(!m.remove_room("a"));
-        assert!(!m.is_in("a"));
+        let rooms = std::cell::RefCell::new(vec!["a".to_owned()]);
+        let join = |room: &str| {
+            m.join_room(room, 2, || rooms.borrow().clone(), || rooms.borrow_mut().push(room.into()))
+        };
+        assert_eq!(join("a"), JoinOutcome::AlreadyMember);
+        assert_eq!(join("b"), JoinOutcome::Joined);
+        assert_eq!(join("c"), JoinOutcome::TooMany);
+        assert_eq!(*rooms.borrow(), ["a", "b"]);
     }
 
     #[test]
     fn sess_names_user_node_socket_and_rooms() {
         let m = member();
-        m.add_room("r", 10);
-        let sess = m.sess(std::time::Duration::from_secs(60));
+        let sess = m.sess(std::time::Duration::from_secs(60), vec!["b".into(), "r".into()]);
         assert_eq!(sess["user"], "alice");
         assert_eq!(sess["node"], "node-a");
         assert_eq!(sess["socket"], "sock1");
-        assert_eq!(sess["rooms"], json!(["r"]));
+        assert_eq!(sess["rooms"], json!(["b", "r"]));
         assert_eq!(sess["via"], "password");
         assert!(sess["connectedAt"].is_string());
     }

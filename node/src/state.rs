@@ -1,7 +1,9 @@
 //! What every handler shares.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use roomcast_adapter::Cluster;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -34,6 +36,8 @@ pub struct Inner {
     /// Deletes the rows of departed sockets, in batches.
     pub reaper: RowReaper,
     ready: AtomicBool,
+    /// The Redis adapter's handle, set once it is connected; unset on a single node.
+    cluster: OnceLock<Cluster>,
 }
 
 impl AppState {
@@ -58,6 +62,7 @@ impl AppState {
             owners,
             reaper,
             ready: AtomicBool::new(false),
+            cluster: OnceLock::new(),
         }))
     }
 
@@ -69,6 +74,18 @@ impl AppState {
     /// Turns readiness on (after start-up) or off (at shutdown).
     pub fn set_ready(&self, ready: bool) {
         self.0.ready.store(ready, Ordering::Release);
+    }
+}
+
+impl AppState {
+    /// Records the Redis adapter's handle (once, at start-up).
+    pub fn set_cluster(&self, cluster: Cluster) {
+        let _ = self.0.cluster.set(cluster);
+    }
+
+    /// The Redis adapter's handle, when the node is part of a cluster.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.0.cluster.get()
     }
 }
 

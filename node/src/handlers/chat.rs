@@ -60,14 +60,17 @@ async fn broadcast<A: Adapter>(s: &SocketRef<A>, app: &AppState, event: &str, da
     check_broadcast(&app.metrics, s.ns(), event, sent);
 }
 
-/// Named users across the cluster.
-async fn user_count<A: Adapter>(io: &SocketIo<A>) -> usize {
+/// Named users across the cluster: this node's, and those the other servers report by
+/// id (a Node.js server's sockets included, which socketioxide's `fetch_sockets` skips).
+async fn user_count<A: Adapter>(io: &SocketIo<A>, app: &AppState) -> usize {
     let Some(ns) = io.of(NAMESPACE) else { return 0 };
-    match ns.within(USERS_ROOM).fetch_sockets().await {
-        Ok(sockets) => sockets.len(),
+    let local = ns.within(USERS_ROOM).sockets().len();
+    let Some(cluster) = app.cluster() else { return local };
+    match cluster.remote_sockets(NAMESPACE, vec![USERS_ROOM.to_owned()]).await {
+        Ok(remote) => local + remote.len(),
         Err(e) => {
-            tracing::warn!(error = %e, "chat user count unavailable");
-            0
+            tracing::warn!(error = %e, "chat user count: other nodes not counted");
+            local
         }
     }
 }
@@ -89,7 +92,7 @@ async fn add_user<A: Adapter>(
         return;
     }
     s.join(USERS_ROOM);
-    let num_users = user_count(&io).await;
+    let num_users = user_count(&io, &app).await;
     emit(&s, &app, "login", &json!({ "numUsers": num_users }));
     broadcast(&s, &app, "user joined", json!({ "username": username, "numUsers": num_users }))
         .await;
@@ -129,6 +132,6 @@ pub async fn on_disconnect<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, app: Ap
     let Some(username) = nickname.get() else { return };
     // The socket is still in its rooms while this handler runs.
     s.leave(USERS_ROOM);
-    let num_users = user_count(&io).await;
+    let num_users = user_count(&io, &app).await;
     broadcast(&s, &app, "user left", json!({ "username": username, "numUsers": num_users })).await;
 }

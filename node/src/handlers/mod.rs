@@ -121,7 +121,8 @@ async fn authenticate<A: Adapter>(
         }
     };
     let member = Member::new(identity, s.id.to_string(), app.node_id.clone(), &ns);
-    if let Err(e) = member.insert_row(&app.db, app.config.database.session_ttl).await {
+    let ttl = app.config.database.session_ttl;
+    if let Err(e) = member.insert_row(&app.db, ttl, || workspace::socket_rooms(s)).await {
         app.metrics.errors.with_label_values(&["database"]).inc();
         tracing::warn!(error = %e, "handshake refused: session row not written");
         let e = AuthError::Unavailable(e);

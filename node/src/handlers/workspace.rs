@@ -53,29 +53,56 @@ fn room_name(value: Option<&Value>) -> Result<&str, ClientError> {
     Ok(name)
 }
 
+/// The socket's rooms, sorted, as socketioxide records them: the one record of
+/// membership, which a peer's `socketsJoin` / `socketsLeave` changes too.
+pub fn socket_rooms<A: Adapter>(s: &Socket<A>) -> Vec<String> {
+    let mut rooms: Vec<String> = s.rooms().into_iter().map(|r| r.into_owned()).collect();
+    rooms.sort();
+    rooms
+}
+
 /// A room the sender must be in.
-fn member_room<'a>(member: &Member, value: Option<&'a Value>) -> Result<&'a str, ClientError> {
+fn member_room<'a, A: Adapter>(
+    s: &Socket<A>,
+    value: Option<&'a Value>,
+) -> Result<&'a str, ClientError> {
     let room = room_name(value)?;
-    if member.is_in(room) {
+    if s.rooms().iter().any(|r| r == room) {
         Ok(room)
     } else {
         Err(ClientError::new(Code::NotMember, "join the room first"))
     }
 }
 
-/// Whether `name` is the id of a connected socket anywhere in the cluster, i.e. its
-/// private room. Only names shaped like a socket id cost a cluster round trip.
-async fn is_socket_id<A: Adapter>(io: &SocketIo<A>, name: &str) -> bool {
-    let Ok(sid) = name.parse::<Sid>() else { return false };
-    if io.get_socket(sid).is_some() {
-        return true;
+/// Whether `name` is the id of a connected socket (its private room) in any namespace,
+/// on any node of the cluster, Node.js servers included. This node's sockets are looked
+/// up directly; the cluster is asked only about names an Engine.IO id could have. When
+/// the cluster cannot answer in time the name is refused: an unknown answer must not
+/// open someone's private room.
+async fn is_private_room<A: Adapter>(
+    io: &SocketIo<A>,
+    app: &AppState,
+    name: &str,
+) -> Result<bool, ClientError> {
+    if let Ok(sid) = name.parse::<Sid>() {
+        let local = super::NAMESPACES.iter().filter_map(|ns| io.of(*ns));
+        if local.into_iter().any(|ns| ns.get_socket(sid).is_some()) {
+            return Ok(true);
+        }
     }
-    // The cluster adapter delivers a room named after a socket id to that socket, so
-    // the room's members include it wherever it is connected.
-    match io.within(name.to_owned()).fetch_sockets().await {
-        Ok(sockets) => sockets.iter().any(|socket| socket.data().id == sid),
-        // When the cluster cannot tell, refusing is the safe answer.
-        Err(_) => true,
+    let Some(cluster) = app.cluster().filter(|_| rooms::could_be_socket_id(name)) else {
+        return Ok(false);
+    };
+    let asks = super::NAMESPACES.iter().map(|ns| cluster.has_socket(ns, name));
+    match futures::future::try_join_all(asks).await {
+        Ok(found) => Ok(found.into_iter().any(|f| f)),
+        Err(e) => {
+            tracing::warn!(error = %e, "private room check failed; join refused");
+            Err(ClientError::new(
+                Code::Unavailable,
+                "the cluster cannot check this room name right now; try again",
+            ))
+        }
     }
 }
 
@@ -108,20 +135,21 @@ pub async fn resume<A: Adapter>(s: &SocketRef<A>, app: &AppState, auth: Option<&
             return;
         }
     };
+    let max = app.config.rooms.max_per_socket;
     for room in rooms {
         // Names were checked when joined; a changed rule still applies.
-        if rooms::check_name(&room).is_ok()
-            && member.add_room(&room, app.config.rooms.max_per_socket) == JoinOutcome::Joined
-        {
-            s.join(room);
+        if rooms::check_name(&room).is_ok() {
+            member.join_room(&room, max, || socket_rooms(s), || s.join(room.clone()));
         }
     }
-    persist_rooms(app, &member).await;
-    tracing::debug!(user = %member.identity.user, rooms = member.room_list().len(), "rooms resumed");
+    persist_rooms(app, s, &member).await;
+    tracing::debug!(user = %member.identity.user, rooms = s.rooms().len(), "rooms resumed");
 }
 
-async fn persist_rooms(app: &AppState, member: &Member) {
-    if let Err(e) = member.update_row(&app.db, app.config.database.session_ttl).await {
+/// Rewrites the socket's session row with its current rooms.
+pub async fn persist_rooms<A: Adapter>(app: &AppState, s: &Socket<A>, member: &Member) {
+    let ttl = app.config.database.session_ttl;
+    if let Err(e) = member.update_row(&app.db, ttl, || socket_rooms(s)).await {
         app.metrics.errors.with_label_values(&["database"]).inc();
         tracing::warn!(error = %e, user = %member.identity.user, "session row not updated");
     }
@@ -139,17 +167,15 @@ async fn join_room<A: Adapter>(
     let outcome = async {
         let data = data.map_err(|_| ClientError::new(Code::BadPayload, "unreadable payload"))?;
         let room = room_name(Some(&data))?;
-        if room == s.id.as_str() || is_socket_id(&io, room).await {
+        if room == s.id.as_str() || is_private_room(&io, &app, room).await? {
             return Err(ClientError::new(Code::RoomForbidden, "this is a socket's private room"));
         }
-        match member.add_room(room, app.config.rooms.max_per_socket) {
+        let max = app.config.rooms.max_per_socket;
+        match member.join_room(room, max, || socket_rooms(&s), || s.join(room.to_owned())) {
             JoinOutcome::TooMany => {
                 return Err(ClientError::new(Code::TooManyRooms, "leave a room first"));
             }
-            JoinOutcome::Joined => {
-                s.join(room.to_owned());
-                persist_rooms(&app, &member).await;
-            }
+            JoinOutcome::Joined => persist_rooms(&app, &s, &member).await,
             JoinOutcome::AlreadyMember => {}
         }
         Ok(fields(json!({ "room": room })))
@@ -168,10 +194,9 @@ async fn leave_room<A: Adapter>(
     count_in(&s, &app, "leave room");
     let outcome = async {
         let data = data.map_err(|_| ClientError::new(Code::BadPayload, "unreadable payload"))?;
-        let room = member_room(&member, Some(&data))?;
-        member.remove_room(room);
+        let room = member_room(&s, Some(&data))?;
         s.leave(room.to_owned());
-        persist_rooms(&app, &member).await;
+        persist_rooms(&app, &s, &member).await;
         Ok(fields(json!({ "room": room })))
     }
     .await;
@@ -181,7 +206,6 @@ async fn leave_room<A: Adapter>(
 async fn invalidate<A: Adapter>(
     s: SocketRef<A>,
     State(app): State<AppState>,
-    Extension(member): Extension<Arc<Member>>,
     reply: Reply<A>,
     TryData(data): TryData<Value>,
 ) {
@@ -190,7 +214,7 @@ async fn invalidate<A: Adapter>(
         let data = data.ok().filter(Value::is_object).ok_or_else(|| {
             ClientError::new(Code::BadPayload, "an object with a room is required")
         })?;
-        let room = member_room(&member, data.get("room"))?.to_owned();
+        let room = member_room(&s, data.get("room"))?.to_owned();
         count_out(&s, &app, "ds invalidate");
         let sent = s.to(room).emit("ds invalidate", &data).await;
         Ok(delivered(&s, &app, check_broadcast(&app.metrics, s.ns(), "ds invalidate", sent)))
@@ -227,7 +251,7 @@ async fn send_message<A: Adapter>(
         if message.to_string().len() > MAX_MESSAGE_BYTES {
             return Err(ClientError::new(Code::BadPayload, "message is too large"));
         }
-        let room = member_room(&member, data.get("room"))?.to_owned();
+        let room = member_room(&s, data.get("room"))?.to_owned();
         let id = uuid::Uuid::new_v4().to_string();
         let out = json!({
             "id": id,
@@ -320,7 +344,7 @@ async fn request<A: Adapter>(
         Admission::Invalid(e) => reply.send("request", Err(e), &app.metrics),
         Admission::Refused(request, refused) => answer(&s, &app, reply, &request, Err(refused)),
         Admission::Admitted(request, slot) => {
-            let caller = Caller { user: member.identity.user.clone(), rooms: member.room_list() };
+            let caller = Caller { user: member.identity.user.clone(), rooms: socket_rooms(&s) };
             let outcome = app.requests.dispatch(&caller, &request).await;
             // Freed before the answer goes out: a client that sends its next request as
             // soon as it has the answer finds the slot free.

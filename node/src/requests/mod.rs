@@ -66,6 +66,10 @@ impl Request {
     }
 }
 
+/// The user named in the requests of inter-server events (no password login can
+/// start with `$`).
+pub const SERVER_CALLER: &str = "$server";
+
 /// Who asked: what handlers may know of the socket.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
@@ -259,6 +263,25 @@ impl Dispatcher {
             .with_label_values(&labels)
             .observe(started.elapsed().as_secs_f64());
         outcome
+    }
+
+    /// Answers an inter-server event (another server's `serverSideEmit`) with the route
+    /// of the same name, as `{ok: true, result}` or `{ok: false, error}`. The route's
+    /// params are the event's single argument, `null` without one, the array of them
+    /// when there are several; its caller is [`SERVER_CALLER`] in no room.
+    pub async fn answer_server_event(&self, event: &str, mut args: Vec<Value>) -> Value {
+        let params = match args.len() {
+            0 => Value::Null,
+            1 => args.remove(0),
+            _ => Value::Array(args),
+        };
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let request = Request { uuid, route: event.to_owned(), params };
+        let caller = Caller { user: SERVER_CALLER.to_owned(), rooms: Vec::new() };
+        match self.dispatch(&caller, &request).await {
+            Ok(result) => serde_json::json!({ "ok": true, "result": result }),
+            Err(e) => serde_json::json!({ "ok": false, "error": e.to_json() }),
+        }
     }
 
     /// Waits, up to `within`, for the requests in flight to be answered; true when

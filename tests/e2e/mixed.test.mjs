@@ -1,0 +1,168 @@
+// Mixed clusters: two Roomcast nodes and a Node.js socket.io 4.8 server with
+// @socket.io/redis-adapter 8.3 (classic and sharded) on one Redis, and
+// @socket.io/redis-emitter. Private rooms, membership, inter-server events and socket
+// counts must be one truth whichever implementation holds a socket or makes a change.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  createDb, startNode, addUser, connectClient, joinRoom, passwordOf, assertFailure, roomName,
+  waitUntil, startRedis, randomUUID,
+} from './lib/harness.mjs';
+import { startNodePeer } from './lib/node-peer.mjs';
+import { startRedisCluster } from './lib/redis-cluster.mjs';
+
+const single = async () => {
+  const redis = await startRedis();
+  return { ...redis, nodeUrl: redis.url, peerUrl: redis.url };
+};
+const MODES = [
+  { name: 'classic', redis: single, env: {}, peer: {} },
+  {
+    name: 'sharded',
+    redis: single,
+    env: { ROOMCAST_REDIS_MODE: 'sharded', ROOMCAST_REDIS_SUBSCRIPTION_MODE: 'dynamic' },
+    peer: { sharded: true, subscriptionMode: 'dynamic' },
+  },
+  {
+    name: 'sharded on a Redis Cluster',
+    redis: async () => {
+      const cluster = await startRedisCluster();
+      return { ...cluster, nodeUrl: cluster.clusterUrl, peerUrl: cluster.url };
+    },
+    env: { ROOMCAST_REDIS_MODE: 'sharded', ROOMCAST_REDIS_SUBSCRIPTION_MODE: 'dynamic' },
+    peer: { sharded: true, subscriptionMode: 'dynamic', cluster: true },
+  },
+];
+
+for (const mode of MODES) {
+  describe(`mixed cluster with a Node.js peer (${mode.name})`, { timeout: 120000 }, () => {
+    let redis, db, peer;
+    const nodes = [];
+    const clients = [];
+    const connect = async (...args) => {
+      const c = await connectClient(...args);
+      clients.push(c);
+      return c;
+    };
+    const row = (socket) => db.getSession(`roomcast:${socket.id}`);
+    const rowRooms = async (socket) => (await row(socket))?.sess.rooms;
+
+    before(async () => {
+      redis = await mode.redis();
+      db = await createDb('sqlite');
+      // Cluster queries give up after 2 s, well within a client's ack wait.
+      const env = {
+        REDIS_URL: redis.nodeUrl,
+        ROOMCAST_REQUEST_SERVER_EVENTS: 'echo',
+        ROOMCAST_REDIS_REQUEST_TIMEOUT: '2s',
+        ...mode.env,
+      };
+      nodes.push(await startNode({ db, env }));
+      nodes.push(await startNode({ db, env }));
+      await Promise.all(['alice', 'bob', 'carol'].map((u) => addUser(db, u, `${u}-pw`)));
+      peer = await startNodePeer(redis.peerUrl, mode.peer);
+      // Every server of `/` is subscribed: two Roomcast nodes and the peer.
+      await waitUntil(async () => (await peer.call('serverCount')) === 3, 'three servers on /');
+    });
+
+    after(async () => {
+      for (const c of clients) c.close();
+      await peer?.stop();
+      await Promise.all(nodes.map((n) => n.stop()));
+      await db?.drop().catch(() => {});
+      redis?.stop();
+    });
+
+    it("refuses to join any connected socket's private room, whatever holds it", async () => {
+      const [a, b] = nodes;
+      const alice = await connect('v4-websocket', a.url, passwordOf('alice'));
+      const bob = await connect('v4-websocket', b.url, passwordOf('bob'));
+      const nodeSocket = await connect('v4-websocket', peer.url, {});
+      assert.equal(nodeSocket.id.length, 20, 'a Node socket id is 20 characters');
+      assertFailure(await alice.ack('join room', nodeSocket.id), 'room_forbidden', "a Node socket's id");
+      assertFailure(await alice.ack('join room', bob.id), 'room_forbidden', "another node's socket id");
+
+      // Guests of /lobby, on this node and on another: their ids are reserved on / too.
+      const localGuest = await connect('v4-websocket', `${a.url}/lobby`, {});
+      const remoteGuest = await connect('v4-polling', `${b.url}/lobby`, {});
+      assertFailure(await alice.ack('join room', localGuest.id), 'room_forbidden', 'a local lobby guest');
+      assertFailure(await alice.ack('join room', remoteGuest.id), 'room_forbidden', 'a remote lobby guest');
+
+      // Nothing reached the refused rooms' owners, and names of that shape that are no
+      // socket's stay usable.
+      assert.deepEqual(await rowRooms(alice), []);
+      const free = 'AbCdEfGhIjKlMnOpQrSt';
+      await joinRoom(alice, free);
+      assert.deepEqual(await rowRooms(alice), [free]);
+    });
+
+    it("follows a peer's socketsJoin / socketsLeave / disconnectSockets in membership and rows", async () => {
+      const [a, b] = nodes;
+      const alice = await connect('v4-websocket', a.url, passwordOf('alice'));
+      const carol = await connect('v4-websocket', b.url, passwordOf('carol'));
+      const room = roomName('remote');
+
+      await peer.call('socketsJoin', { rooms: [alice.id], room });
+      await waitUntil(async () => (await rowRooms(alice))?.includes(room), "alice's row lists the room");
+      const sent = await alice.ack('sendMessage', { room, message: 'joined remotely' });
+      assert.equal(sent.ok, true, `member after a remote join: ${JSON.stringify(sent)}`);
+      await alice.waitFor('incomingMessage', (m) => m.id === sent.id);
+      const uuid = randomUUID();
+      const presence = await alice.ack('request', { uuid, route: 'presence.room', params: { room } });
+      assert.deepEqual(presence.result, { room, users: ['alice'] });
+
+      await peer.call('socketsLeave', { rooms: [alice.id], room });
+      await waitUntil(async () => !(await rowRooms(alice))?.includes(room), "the room gone from alice's row");
+      assertFailure(await alice.ack('sendMessage', { room, message: 'x' }), 'not_member', 'after a remote leave');
+      assertFailure(await alice.ack('invalidate', { room }), 'not_member', 'invalidate after a remote leave');
+
+      if (mode.name === 'classic') {
+        const other = roomName('emitted');
+        await peer.call('emitter', { op: 'socketsJoin', rooms: [carol.id], room: other });
+        await waitUntil(async () => (await rowRooms(carol))?.includes(other), "carol's row lists the emitter's room");
+        assert.equal((await carol.ack('sendMessage', { room: other, message: 'hi' })).ok, true);
+        await peer.call('emitter', { op: 'socketsLeave', rooms: [carol.id], room: other });
+        await waitUntil(async () => !(await rowRooms(carol))?.includes(other), "the emitter's room gone from the row");
+        assertFailure(await carol.ack('sendMessage', { room: other, message: 'x' }), 'not_member', 'after the emitter left');
+      }
+
+      await peer.call('disconnectSockets', { rooms: [carol.id] });
+      await carol.waitDisconnect();
+      await waitUntil(async () => (await row(carol)) === null, "carol's row deleted");
+      assert.ok(await row(alice), "alice's row stays");
+    });
+
+    it("answers a Node server's serverSideEmitWithAck with the configured route", async () => {
+      const params = { n: 42, text: 'ping' };
+      const echo = await peer.call('serverSideEmitWithAck', { event: 'echo', args: [params] });
+      assert.equal(echo.error, null, `every Roomcast node answered: ${JSON.stringify(echo)}`);
+      assert.deepEqual(echo.responses, [{ ok: true, result: params }, { ok: true, result: params }]);
+
+      // Not in requests.server_events: no answer, as from a Node server without a listener.
+      const silent = await peer.call('serverSideEmitWithAck', { event: 'time', args: [] });
+      assert.match(String(silent.error), /timeout/i, JSON.stringify(silent));
+      assert.deepEqual(silent.responses, []);
+    });
+
+    it("counts a Node peer's sockets in the chat's user count", async () => {
+      const nodeChat = await connect('v4-websocket', `${peer.url}/chat`, {});
+      await peer.call('socketsJoin', { nsp: '/chat', rooms: [nodeChat.id], room: '$chat:users' });
+      const ann = await connect('v4-websocket', `${nodes[0].url}/chat`, {});
+      ann.send('add user', 'ann');
+      assert.deepEqual(await ann.waitFor('login'), { numUsers: 2 });
+    });
+
+    if (mode.name === 'classic') {
+      it('refuses an id-shaped room name when the cluster cannot answer (fails closed)', async () => {
+        const alice = await connect('v4-websocket', nodes[0].url, passwordOf('alice'));
+        redis.stop();
+        // The node notices the loss at once or on its first command; a name that cannot
+        // be an id needs no cluster query and still works.
+        await joinRoom(alice, 'plain room name');
+        const reply = await alice.ack('join room', 'ZyXwVuTsRqPoNmLkJiHg');
+        assertFailure(reply, 'unavailable', 'no cluster answer');
+        assert.deepEqual(await rowRooms(alice), ['plain room name']);
+      });
+    }
+  });
+}
