@@ -5,6 +5,7 @@ use std::{
     collections::HashMap,
     fmt,
     sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak},
+    time::Duration,
 };
 
 use serde_json::Value as Json;
@@ -13,7 +14,7 @@ use socketioxide_core::Sid;
 use crate::{
     AdapterConfig, AdapterMetrics, MetricsSnapshot,
     driver::{Driver, DriverError, FredDriver},
-    error::{RequestError, ServerSideEmitError},
+    error::{RequestError, RoomsReadyError, ServerSideEmitError},
     namespace::NsCore,
     proto::{Request, ResponseBody, ResponseMsg},
 };
@@ -268,6 +269,32 @@ impl<D: Driver> Cluster<D> {
             }))
         });
         handler(ServerEvent { nsp: core.nsp.clone(), event, args: data.collect(), ack });
+    }
+
+    /// Waits until this server hears what is published to each of `rooms`
+    /// of namespace `nsp`, at most `timeout`. In the dynamic sharded modes a
+    /// room's channel is subscribed only while a local socket is in it: a
+    /// caller that awaits this after a socket joined (or before a socket
+    /// with these rooms or this id completes its connection) knows that
+    /// a message published from now on reaches it. The rooms stay
+    /// subscribed for `timeout` even without a local socket in them. In the
+    /// other modes every server hears everything: it returns at once.
+    pub async fn rooms_ready(
+        &self,
+        nsp: &str,
+        rooms: &[String],
+        timeout: Duration,
+    ) -> Result<(), RoomsReadyError> {
+        let core = self
+            .namespaces()
+            .get(nsp)
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| RoomsReadyError::UnknownNamespace(nsp.to_owned()))?;
+        if core.rooms_ready(rooms, timeout).await {
+            Ok(())
+        } else {
+            Err(RoomsReadyError::Timeout(timeout))
+        }
     }
 
     /// Leaves the bus: subscriptions end (the other servers stop counting

@@ -249,6 +249,6 @@ pub use ack::AckStream;
 pub use adapter::{ClusterAdapter, InitRes};
 pub use cluster::{Cluster, ServerAck, ServerEvent, SocketDetails};
 pub use config::{AdapterConfig, AdapterMode};
-pub use error::{InitError, RequestError, ServerSideEmitError};
+pub use error::{InitError, RequestError, RoomsReadyError, ServerSideEmitError};
 pub use metrics::{AdapterMetrics, MetricsSnapshot};
 pub use proto::SubscriptionMode;

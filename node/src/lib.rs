@@ -12,7 +12,7 @@
 //! - [`auth`] checks credentials (password, JWT, express-session cookie); [`session`]
 //!   keeps a socket's state and its row in `express_sessions`, and [`reaper`] deletes
 //!   the rows of departed sockets in batches; [`rooms`] holds the rules for user-named
-//!   rooms.
+//!   rooms; [`handshake`] shows a socket to Node.js peers' `fetchSockets()`.
 //! - [`db`] speaks to SQLite or Postgres with the same behaviour on both.
 //! - [`config`] is the one typed configuration tree; [`metrics`] the Prometheus
 //!   registry.
@@ -24,6 +24,7 @@ pub mod config;
 pub mod db;
 pub mod guard;
 pub mod handlers;
+pub mod handshake;
 pub mod http;
 pub mod metrics;
 pub mod reaper;

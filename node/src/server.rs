@@ -225,8 +225,17 @@ impl Node {
                 })
                 .await?;
                 state.metrics.watch_adapter(cluster.metrics().clone());
+                // The handlers wait on it for room channels (sharded dynamic modes).
+                let _ = state.cluster.set(cluster.clone());
                 let (layer, io) =
                     builder.with_adapter::<ClusterAdapter<Emitter>>(cluster.clone()).build_layer();
+                // Node peers' fetchSockets() see our sockets' handshake and data.
+                let (sockets, node_id) = (io.clone(), state.node_id.clone());
+                let trust = state.config.auth.rate_limit.trust_forwarded_for;
+                cluster.on_socket_details(move |ns, sid| {
+                    let socket = sockets.of(ns)?.get_socket(sid)?;
+                    Some(crate::handshake::details(&socket, &node_id, trust))
+                });
                 for init in handlers::register(&io, &state) {
                     // Subscribes the namespace's channels; until then it would miss
                     // broadcasts from other nodes.

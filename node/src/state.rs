@@ -1,6 +1,8 @@
 //! What every handler shares.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use roomcast_adapter::Cluster;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::auth::Authenticator;
@@ -34,6 +36,8 @@ pub struct Inner {
     /// Deletes the rows of departed sockets, in batches.
     pub reaper: RowReaper,
     ready: AtomicBool,
+    /// The Redis adapter, set once connected (cluster nodes only).
+    pub cluster: OnceLock<Cluster>,
 }
 
 impl AppState {
@@ -57,6 +61,7 @@ impl AppState {
             owners: SessionOwners::default(),
             reaper,
             ready: AtomicBool::new(false),
+            cluster: OnceLock::new(),
         }))
     }
 
