@@ -271,6 +271,15 @@ impl<D: Driver> Cluster<D> {
         handler(ServerEvent { nsp: core.nsp.clone(), event, args: data.collect(), ack });
     }
 
+    /// Cluster requests of this server still waiting for answers, every
+    /// namespace: fetches, server-side emits and broadcasts with acks. Each
+    /// leaves when it completes, times out or its caller drops it, so a
+    /// steady value above the traffic's is a leak.
+    pub fn pending_requests(&self) -> usize {
+        let namespaces: Vec<_> = self.namespaces().values().filter_map(Weak::upgrade).collect();
+        namespaces.iter().map(|core| core.pending_requests()).sum()
+    }
+
     /// Waits until this server hears what is published to each of `rooms`
     /// of namespace `nsp`, at most `timeout`. In the dynamic sharded modes a
     /// room's channel is subscribed only while a local socket is in it: a

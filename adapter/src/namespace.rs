@@ -257,6 +257,11 @@ impl<D: Driver> NsCore<D> {
         }
     }
 
+    /// Requests of this namespace still waiting for answers.
+    pub(crate) fn pending_requests(&self) -> usize {
+        self.pending.lock().len()
+    }
+
     /// Opens a request whose responses arrive on the returned queue.
     pub(crate) fn open_request(&self) -> (String, mpsc::Receiver<ResponseBody>, PendingGuard) {
         self.pending.open()
