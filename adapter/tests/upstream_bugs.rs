@@ -14,8 +14,7 @@ use std::{
 };
 
 use common::{
-    A, Node, TestClient, close_all, eventually, peer::Peer, redis::RedisServer, redis_nodes,
-    timed,
+    A, Node, TestClient, close_all, eventually, peer::Peer, redis::RedisServer, redis_nodes, timed,
 };
 use futures::StreamExt;
 use roomcast_adapter::{AdapterConfig, Cluster, driver::FredDriver};

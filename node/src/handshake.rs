@@ -229,7 +229,10 @@ mod tests {
             keys,
             ["headers", "time", "address", "xdomain", "secure", "issued", "url", "query", "auth"]
         );
-        assert_eq!(hs["headers"], json!({"user-agent": "test", "origin": "http://example.test", "accept": "a, b"}));
+        assert_eq!(
+            hs["headers"],
+            json!({"user-agent": "test", "origin": "http://example.test", "accept": "a, b"})
+        );
         assert_eq!(hs["url"], "/socket.io/?EIO=4&transport=websocket&t=1&t=2");
         assert_eq!(hs["query"], json!({"EIO": "4", "transport": "websocket", "t": ["1", "2"]}));
         assert_eq!(hs["auth"], json!({"login": "alice"}));
@@ -250,7 +253,10 @@ mod tests {
 
     #[test]
     fn a_trusted_balancer_tells_address_and_tls() {
-        let request = parts("/socket.io/", &[("x-forwarded-for", "10.0.0.9"), ("x-forwarded-proto", "https")]);
+        let request = parts(
+            "/socket.io/",
+            &[("x-forwarded-for", "10.0.0.9"), ("x-forwarded-proto", "https")],
+        );
         let captured = Captured::now(None);
         let trusted = handshake(&request, &captured, true);
         assert_eq!(trusted["address"], "10.0.0.9");

@@ -251,7 +251,9 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, app: &AppState) -
                 }
                 // CONNECT means the socket hears its own channel and resumed rooms.
                 let mut own = vec![s.id.to_string()];
-                own.extend(s.extensions.get::<Arc<Member>>().map(|m| m.room_list()).unwrap_or_default());
+                own.extend(
+                    s.extensions.get::<Arc<Member>>().map(|m| m.room_list()).unwrap_or_default(),
+                );
                 rooms_ready(&app, $ns, own).await;
                 track(&s, &app);
                 $register(&s);
