@@ -175,7 +175,17 @@ impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
             // routes, not the replies.
             state.subscribed.retain(|room| wanted.contains(room));
             state.confirmed.retain(|room| wanted.contains(room));
+            // A subscription Redis did not confirm (it was away) is sent
+            // again while someone waits for it; SSUBSCRIBE twice is harmless.
+            let unconfirmed = state
+                .pinned
+                .keys()
+                .filter(|room| state.subscribed.contains(*room) && !state.confirmed.contains(*room))
+                .cloned()
+                .collect::<Vec<_>>();
             state.subscribed.extend(added.iter().cloned());
+            let mut added = added;
+            added.extend(unconfirmed);
             (added, removed)
         };
         let channel = |room: &String| Subscription::Shard(sharded.channels.room(room));
