@@ -593,7 +593,8 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for ClusterAdapter<E, D> {
     fn new(state: &Cluster<D>, local: CoreLocalAdapter<E>) -> Self {
         let core = Arc::new(NsCore::new(state.clone(), local.path().to_string()));
         state.register(&core);
-        Self { core, local, rooms: Arc::default() }
+        let rooms = core.rooms.clone();
+        Self { core, local, rooms }
     }
 
     fn init(self: Arc<Self>, on_success: impl FnOnce() + Send + 'static) -> InitRes {

@@ -5,6 +5,7 @@ use std::{
     collections::HashMap,
     fmt,
     sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak},
+    time::Duration,
 };
 
 use serde_json::Value as Json;
@@ -13,7 +14,7 @@ use socketioxide_core::Sid;
 use crate::{
     AdapterConfig, AdapterMetrics, MetricsSnapshot,
     driver::{Driver, DriverError, FredDriver},
-    error::{RequestError, ServerSideEmitError},
+    error::{RequestError, RoomsReadyError, ServerSideEmitError},
     namespace::NsCore,
     proto::{FetchedSocket, Request, ResponseBody, ResponseMsg, Target},
 };
@@ -328,6 +329,41 @@ impl<D: Driver> Cluster<D> {
             }))
         });
         handler(ServerEvent { nsp: core.nsp.clone(), event, args: data.collect(), ack });
+    }
+
+    /// Cluster requests of this server still waiting for answers, every
+    /// namespace: fetches, server-side emits and broadcasts with acks. Each
+    /// leaves when it completes, times out or its caller drops it, so a
+    /// steady value above the traffic's is a leak.
+    pub fn pending_requests(&self) -> usize {
+        let namespaces: Vec<_> = self.namespaces().values().filter_map(Weak::upgrade).collect();
+        namespaces.iter().map(|core| core.pending_requests()).sum()
+    }
+
+    /// Waits until this server hears what is published to each of `rooms`
+    /// of namespace `nsp`, at most `timeout`. In the dynamic sharded modes a
+    /// room's channel is subscribed only while a local socket is in it: a
+    /// caller that awaits this after a socket joined (or before a socket
+    /// with these rooms or this id completes its connection) knows that
+    /// a message published from now on reaches it. The rooms stay
+    /// subscribed for `timeout` even without a local socket in them. In the
+    /// other modes every server hears everything: it returns at once.
+    pub async fn rooms_ready(
+        &self,
+        nsp: &str,
+        rooms: &[String],
+        timeout: Duration,
+    ) -> Result<(), RoomsReadyError> {
+        let core = self
+            .namespaces()
+            .get(nsp)
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| RoomsReadyError::UnknownNamespace(nsp.to_owned()))?;
+        if core.rooms_ready(rooms, timeout).await {
+            Ok(())
+        } else {
+            Err(RoomsReadyError::Timeout(timeout))
+        }
     }
 
     /// Leaves the bus: subscriptions end (the other servers stop counting

@@ -62,3 +62,16 @@ pub struct InitError {
     #[source]
     pub source: DriverError,
 }
+
+/// [`Cluster::rooms_ready`](crate::Cluster::rooms_ready) could not confirm
+/// that this server hears every room asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum RoomsReadyError {
+    /// No adapter on this node serves the namespace.
+    #[error("unknown namespace {0}")]
+    UnknownNamespace(String),
+    /// Redis did not confirm every room channel in time (it is unreachable,
+    /// or slow); the rooms are subscribed once it answers.
+    #[error("room channels not confirmed within {0:?}")]
+    Timeout(std::time::Duration),
+}

@@ -154,7 +154,12 @@
 //! retried or replayed. In the dynamic sharded modes a room that appears
 //! on a server is subscribed at most `room_sync_interval` plus one round
 //! trip later: a single-room broadcast published meanwhile by another
-//! server misses it (Node has the same window, shorter). A failover that
+//! server misses it (Node has the same window, shorter).
+//! [`Cluster::rooms_ready`] closes that window for a caller that can wait:
+//! it asks for a pass at once and returns when Redis confirmed the rooms'
+//! channels, so a server that answers a join (or completes a connection)
+//! only after it knows its socket hears everything sent from then on. A
+//! failover that
 //! moves a slot to another master unsubscribes its shard channels on the
 //! Redis side; they come back when fred reconnects.
 //!
@@ -177,7 +182,11 @@
 //!   level, counted (`decode_errors`) and dropped. A broadcast whose rooms
 //!   cannot be read is refused, never widened to everyone.
 //! - A server that does not answer a request: the request fails after
-//!   `request_timeout` (default 5 s), as in Node.
+//!   `request_timeout` (default 5 s), as in Node. Its response handler
+//!   goes with it, as it does when a caller drops an ack stream early
+//!   ([`Cluster::pending_requests`] counts those still waiting).
+//! - One namespace that stops reading (a blocking server-side event
+//!   handler) fills only its own queue: the others are served.
 //!
 //! # Decisions where Node is ambiguous or differs
 //!
@@ -207,7 +216,12 @@
 //!   uid, and its options have another key order (`rooms, flags, except`):
 //!   both are accepted.
 //! - Node's receivers of BROADCAST (7) drop the flags; this adapter honours
-//!   `volatile` and takes the ack timeout from `flags.timeout`.
+//!   `volatile` and takes the ack timeout from `flags.timeout`: the
+//!   caller's timeout, not the receiving server's default.
+//! - Object keys keep their order in every path (payloads, acks, fetched
+//!   sockets, server-side events), as in JavaScript: JSON is read with
+//!   serde_json's `preserve_order`. A socket in several targeted rooms, or
+//!   named both by a room and by its id, gets a broadcast once.
 //! - BROADCAST_ACK carries only the client's first ack argument and no
 //!   socket id: remote acks are yielded with `Sid::ZERO`. A cluster ack
 //!   stream ends when every other server sent its client count and every
@@ -253,6 +267,6 @@ pub use ack::AckStream;
 pub use adapter::{ClusterAdapter, InitRes};
 pub use cluster::{Cluster, ServerAck, ServerEvent, SocketDetails};
 pub use config::{AdapterConfig, AdapterMode};
-pub use error::{InitError, RequestError, ServerSideEmitError};
+pub use error::{InitError, RequestError, RoomsReadyError, ServerSideEmitError};
 pub use metrics::{AdapterMetrics, MetricsSnapshot};
 pub use proto::SubscriptionMode;

@@ -22,7 +22,7 @@ use crate::{
         Channels, EncodeError, Request, RequestMsg, ResponseBody, ResponseMsg, ShardedBody,
         ShardedChannels, ShardedMessage,
     },
-    sharded::{ShardedNs, hex_id},
+    sharded::{RoomSync, ShardedNs, hex_id},
 };
 
 /// A random id: 16 URL-safe characters (Node uses 6; the length is free).
@@ -85,6 +85,8 @@ pub(crate) struct NsCore<D: Driver> {
     pub(crate) sharded: Option<ShardedNs>,
     pending: Arc<Pending>,
     closed: AtomicBool,
+    /// Room channels of the dynamic sharded modes.
+    pub(crate) rooms: Arc<RoomSync>,
 }
 
 impl<D: Driver> NsCore<D> {
@@ -102,7 +104,16 @@ impl<D: Driver> NsCore<D> {
                 (Some(ShardedNs { channels, mode: subscription_mode }), hex_id())
             }
         };
-        Self { cluster, nsp, uid, channels, sharded, pending, closed: AtomicBool::new(false) }
+        Self {
+            cluster,
+            nsp,
+            uid,
+            channels,
+            sharded,
+            pending,
+            closed: AtomicBool::new(false),
+            rooms: Arc::default(),
+        }
     }
 
     pub(crate) fn close(&self) {
@@ -123,6 +134,13 @@ impl<D: Driver> NsCore<D> {
         let channel = sharded.channels.publish_channel(&body, sharded.mode);
         let msg = ShardedMessage { uid: Some(self.uid.clone()), nsp: Some(self.nsp.clone()), body };
         Ok((channel, msg.encode()?))
+    }
+
+    /// Waits until this server hears the channels of `rooms` (dynamic
+    /// sharded modes; at once otherwise). See [`RoomSync::ready`].
+    pub(crate) async fn rooms_ready(&self, rooms: &[String], timeout: Duration) -> bool {
+        let dynamic = self.sharded.as_ref().is_some_and(ShardedNs::dynamic);
+        !dynamic || self.rooms.ready(rooms, timeout).await
     }
 
     pub(crate) fn request_timeout(&self) -> Duration {
@@ -237,6 +255,11 @@ impl<D: Driver> NsCore<D> {
             }
             None => self.cluster.driver().numsub(self.channels.request.clone()).await,
         }
+    }
+
+    /// Requests of this namespace still waiting for answers.
+    pub(crate) fn pending_requests(&self) -> usize {
+        self.pending.lock().len()
     }
 
     /// Opens a request whose responses arrive on the returned queue.

@@ -220,3 +220,27 @@ async fn hostile_bytes_on_shard_channels() {
     })
     .await;
 }
+
+/// A room channel whose subscription failed (the bus was down) is confirmed
+/// once the bus is back and someone waits for it, not left unconfirmed.
+#[tokio::test]
+async fn rooms_ready_after_an_outage() {
+    timed(30, async {
+        let mut f = cluster3(config(SubscriptionMode::Dynamic)).await;
+        let node = &f.nodes[0];
+        let short = Duration::from_millis(200);
+        f.bus.set_down(true);
+        f.clients[0].join("during").await;
+        eventually(async || node.io.within("during").sockets().len() == 1).await;
+        let refused = node.cluster.rooms_ready("/", &["during".to_owned()], short).await;
+        assert!(matches!(refused, Err(roomcast_adapter::RoomsReadyError::Timeout(_))));
+        f.bus.set_down(false);
+        node.cluster
+            .rooms_ready("/", &["during".to_owned()], Duration::from_secs(2))
+            .await
+            .unwrap();
+        f.nodes[1].io.to("during").emit("after", &1).await.unwrap();
+        f.clients[0].expect("after").await;
+    })
+    .await;
+}

@@ -197,3 +197,58 @@ async fn restart_resubscribes_per_slot() {
     })
     .await;
 }
+
+/// `rooms_ready` returns once Redis confirmed the room channels: a message
+/// published right after reaches the socket, even when the periodic sync
+/// is far away; a room awaited with no local socket (a socket still
+/// connecting) is held for the timeout, then let go.
+#[tokio::test]
+async fn rooms_ready_means_the_channels_are_subscribed() {
+    timed(120, async {
+        let redis = RedisCluster::start();
+        for mode in [SubscriptionMode::Dynamic, SubscriptionMode::DynamicPrivate] {
+            let config = AdapterConfig {
+                room_sync_interval: Duration::from_secs(30),
+                ..sharded(&redis, mode)
+            };
+            let nodes = redis_nodes(&config, 2).await;
+            let ch = ShardedChannels::new("socket.io", "/");
+            let (a, b) = (&nodes[0], &nodes[1]);
+            let wait = Duration::from_secs(3);
+
+            // A socket's own channel (Node publishes to a socket id there).
+            let mut client = TestClient::connect(b.addr).await;
+            b.cluster.rooms_ready("/", std::slice::from_ref(&client.id), wait).await.unwrap();
+            a.io.to(client.id.clone()).emit("direct", &0).await.unwrap();
+            client.expect("direct").await;
+
+            // A room joined by the socket itself, which the adapter is not told of.
+            client.join("late").await;
+            eventually(async || b.io.within("late").sockets().len() == 1).await;
+            b.cluster.rooms_ready("/", &["late".to_owned()], wait).await.unwrap();
+            for i in 0..50 {
+                a.io.to("late").emit("m", &i).await.unwrap();
+            }
+            for i in 0..50 {
+                assert_eq!(client.expect("m").await, vec![serde_json::json!(i)], "{mode:?}");
+            }
+
+            // No local socket: subscribed for the wait, then let go.
+            let pinned = ch.room("pinned");
+            let short = Duration::from_millis(300);
+            b.cluster.rooms_ready("/", &["pinned".to_owned()], short).await.unwrap();
+            assert_eq!(redis.shardnumsub(redis.owner(&pinned), &pinned), 1);
+            tokio::time::sleep(short).await;
+            client.join("poke").await;
+            b.cluster.rooms_ready("/", &["poke".to_owned()], wait).await.unwrap();
+            eventually(async || redis.shardnumsub(redis.owner(&pinned), &pinned) == 0).await;
+
+            assert!(matches!(
+                b.cluster.rooms_ready("/nope", &["x".to_owned()], wait).await,
+                Err(roomcast_adapter::RoomsReadyError::UnknownNamespace(_))
+            ));
+            close_all(&nodes).await;
+        }
+    })
+    .await;
+}

@@ -259,7 +259,9 @@ pub struct RedisConfig {
     /// cluster, Roomcast or Node, must use the same. Default `socket.io`.
     pub key: String,
     /// How long a cluster-wide request (fetch sockets, rooms, server-side emit with
-    /// acks) waits for every node. Default `5s`, as Node's `requestsTimeout`.
+    /// acks) waits for every node. Default `5s`, as Node's `requestsTimeout`. In the
+    /// sharded dynamic modes, also the longest a `join room` ack or a CONNECT waits for
+    /// Redis to confirm the room channels.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     /// `classic` (Node's `createAdapter`: PUBLISH) or `sharded` (its

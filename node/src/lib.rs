@@ -14,7 +14,7 @@
 //! - [`auth`] checks credentials (password, JWT, express-session cookie); [`session`]
 //!   keeps a socket's state and its row in `express_sessions`, and [`reaper`] deletes
 //!   the rows of departed sockets in batches; [`rooms`] holds the rules for user-named
-//!   rooms.
+//!   rooms; [`handshake`] shows a socket to Node.js peers' `fetchSockets()`.
 //! - [`db`] speaks to SQLite or Postgres with the same behaviour on both.
 //! - [`admin`] is the operators' API on the ops port (and its client for the CLI).
 //! - [`config`] is the one typed configuration tree; [`metrics`] the Prometheus
@@ -30,6 +30,7 @@ pub mod config;
 pub mod db;
 pub mod guard;
 pub mod handlers;
+pub mod handshake;
 pub mod http;
 pub mod metrics;
 pub mod process;

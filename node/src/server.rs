@@ -275,6 +275,7 @@ impl Node {
                 })
                 .await?;
                 state.metrics.watch_adapter(cluster.metrics().clone());
+                // The handlers wait on it for room channels (sharded dynamic modes).
                 state.set_cluster(cluster.clone());
                 let link = cluster.clone();
                 state.metrics.watch_adapter_link(move || link.is_connected());
@@ -282,6 +283,13 @@ impl Node {
                     builder.with_adapter::<ClusterAdapter<Emitter>>(cluster.clone()).build_layer();
                 follow_remote_rooms(&cluster, &io, &state);
                 answer_server_events(&cluster, &state);
+                // Node peers' fetchSockets() see our sockets' handshake and data.
+                let (sockets, node_id) = (io.clone(), state.node_id.clone());
+                let trusted = state.config.server.trusted_proxies.clone();
+                cluster.on_socket_details(move |ns, sid| {
+                    let socket = sockets.of(ns)?.get_socket(sid)?;
+                    Some(crate::handshake::details(&socket, &node_id, &trusted))
+                });
                 let (routes, ops) =
                     with_admin(routes, ops, crate::admin::routes(&state, io.clone()));
                 state.metrics.watch_load(load_source(io.clone()));

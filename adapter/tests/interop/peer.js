@@ -66,13 +66,13 @@ async function main() {
   });
 
   const commands = {
-    async client({ name, url }) {
+    async client({ name, url, ackDelay = 0 }) {
       const socket = connect(url, { transports: ["websocket"], reconnection: false, forceNew: true });
       clients.set(name, socket);
       socket.onAny((event, ...args) => {
         const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
         out({ type: "event", client: name, event, args });
-        if (ack) ack(name);
+        if (ack) setTimeout(() => ack(name), ackDelay);
       });
       socket.on("disconnect", (reason) => out({ type: "disconnect", client: name, reason }));
       await new Promise((resolve, reject) => {
@@ -94,7 +94,12 @@ async function main() {
         case "emitWithAck":
           return await target.timeout(op.timeout).emitWithAck(op.event, ...op.args);
         case "fetchSockets":
-          return (await target.fetchSockets()).map((s) => ({ id: s.id, rooms: [...s.rooms] }));
+          return (await target.fetchSockets()).map((s) => ({
+            id: s.id,
+            rooms: [...s.rooms],
+            handshake: s.handshake,
+            data: s.data,
+          }));
         case "socketsJoin":
           target.socketsJoin(op.room);
           return null;

@@ -10,6 +10,7 @@ pub mod todo;
 pub mod workspace;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 use socketioxide::SocketIo;
@@ -168,29 +169,93 @@ fn audit(
     }
 }
 
+/// What a socket holds on the node from its connect middleware on: its place in the
+/// connection gauge, its address binding and its session row. Given back exactly once:
+/// at `disconnect`, or when the socket is dropped without one. socketioxide calls no
+/// disconnect handler for a socket whose client left while the middleware ran (a slow
+/// password check): the socket never completes CONNECT and is simply dropped. Holding
+/// the presence in the socket's extensions makes the row live exactly as long as the
+/// socket, whatever the close timing.
+struct Presence {
+    app: AppState,
+    ns: String,
+    sid: String,
+    owner_claimed: bool,
+    row: Option<String>,
+    ended: AtomicBool,
+}
+
+impl Presence {
+    /// Counts the socket, binds it to its address and takes charge of its row.
+    fn start<A: Adapter>(s: &SocketRef<A>, app: &AppState) -> Self {
+        app.metrics.connections.with_label_values(&[s.ns()]).inc();
+        let address = socket_address(s, app);
+        if let Some(address) = address {
+            app.owners.claim(s.id.as_str(), address);
+        }
+        Self {
+            app: app.clone(),
+            ns: s.ns().to_owned(),
+            sid: s.id.to_string(),
+            owner_claimed: address.is_some(),
+            row: s.extensions.get::<Arc<Member>>().map(|m| m.row_sid()),
+            ended: AtomicBool::new(false),
+        }
+    }
+
+    /// Gives everything back; later calls do nothing.
+    fn end(&self) {
+        if self.ended.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.app.metrics.connections.with_label_values(&[self.ns.as_str()]).dec();
+        if self.owner_claimed {
+            self.app.owners.release(&self.sid);
+        }
+        if let Some(row) = &self.row {
+            self.app.reaper.remove(row.clone());
+        }
+    }
+}
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
 /// Counts the socket and cleans up after it when it goes, whatever its namespace.
 fn track<A: Adapter>(s: &SocketRef<A>, app: &AppState) {
-    app.metrics.connections.with_label_values(&[s.ns()]).inc();
-    if let Some(address) = socket_address(s, app) {
-        app.owners.claim(s.id.as_str(), address);
-    }
+    s.extensions.insert(Arc::new(Presence::start(s, app)));
     s.on_disconnect(
         async |s: SocketRef<A>,
                io: SocketIo<A>,
                State(app): State<AppState>,
-               MaybeExtension(member): MaybeExtension<Arc<Member>>| {
-            app.metrics.connections.with_label_values(&[s.ns()]).dec();
-            app.owners.release(s.id.as_str());
+               MaybeExtension(presence): MaybeExtension<Arc<Presence>>| {
             match s.ns() {
                 lobby::NAMESPACE => lobby::on_disconnect(s.clone(), io, app.clone()).await,
                 chat::NAMESPACE => chat::on_disconnect(s.clone(), io, app.clone()).await,
                 _ => {}
             }
-            if let Some(member) = member {
-                app.reaper.remove(member.row_sid());
+            if let Some(presence) = presence {
+                presence.end();
             }
         },
     );
+}
+
+/// Waits until this node hears what other nodes send to `rooms` of `ns`: with the
+/// sharded adapter in a dynamic mode a room's channel is subscribed only once a local
+/// socket is in it, and a message published before Redis confirmed it would be lost.
+/// Acks and CONNECT wait for it, so "joined" means "will receive". Bounded by
+/// `redis.request_timeout`; past it the socket goes on (its rooms follow once Redis
+/// answers).
+pub async fn rooms_ready(app: &AppState, ns: &str, rooms: Vec<String>) {
+    let Some(cluster) = app.cluster() else { return };
+    if let Err(e) = cluster.rooms_ready(ns, &rooms, app.config.redis.request_timeout).await {
+        app.metrics.errors.with_label_values(&["redis"]).inc();
+        tracing::warn!(error = %e, ns, "room channels not confirmed; messages sent meanwhile may be missed");
+    }
 }
 
 /// Every namespace the node serves.
@@ -218,6 +283,7 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, app: &AppState) -
                     return Err(ConnectError::ShuttingDown);
                 }
                 let auth = auth.ok();
+                s.extensions.insert(crate::handshake::Captured::now(auth.as_ref()));
                 if guests {
                     audit(s.ns(), "guest", None, socket_address(&s, &app), None);
                 } else {
@@ -226,6 +292,10 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, app: &AppState) -
                 if $ns == workspace::NAMESPACE {
                     workspace::resume(&s, &app, auth.as_ref()).await;
                 }
+                // CONNECT means the socket hears its own channel and resumed rooms.
+                let mut own = vec![s.id.to_string()];
+                own.extend(workspace::socket_rooms(&s));
+                rooms_ready(&app, $ns, own).await;
                 track(&s, &app);
                 $register(&s);
                 Ok(())

@@ -178,6 +178,8 @@ async fn join_room<A: Adapter>(
             JoinOutcome::Joined => persist_rooms(&app, &s, &member).await,
             JoinOutcome::AlreadyMember => {}
         }
+        // The ack promises delivery of what other nodes send to the room from now on.
+        super::rooms_ready(&app, NAMESPACE, vec![room.to_owned()]).await;
         Ok(fields(json!({ "room": room })))
     }
     .await;
