@@ -79,7 +79,7 @@ for (const backend of h.backends()) {
       await h.delay(1500);
       assert.deepEqual(await rowIds(s.db), live, 'rows still equal the live sockets');
       const m = await h.metrics(s.url);
-      assert.equal(h.metricSum(m, 'roomcast_connections', { namespace: '/' }), live.length, 'connection gauge');
+      assert.equal(h.metricSum(m, 'roomcast_connections', { nsp: '/' }), live.length, 'connection gauge');
 
       for (const c of stay) c.close();
       await h.waitUntil(async () => (await rowIds(s.db)).length === 0, 'no rows once everyone left');

@@ -4,51 +4,11 @@
 // node sends right after the ack is never lost.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as h from './lib/harness.mjs';
+import { startRedisCluster } from './lib/redis-cluster.mjs';
 
 const MESSAGES = 50;
 const ROUNDS = 3;
-
-/** A free port whose cluster bus port (+10000) is free too. */
-async function clusterPort() {
-  for (;;) {
-    const port = await h.freePort();
-    if (port < 55000) return port;
-  }
-}
-
-/** Three Redis Cluster masters on loopback, joined by `redis-cli --cluster create`. */
-async function startRedisCluster() {
-  const ports = [await clusterPort(), await clusterPort(), await clusterPort()];
-  const dir = mkdtempSync(join(tmpdir(), 'roomcast-e2e-cluster-'));
-  const children = ports.map((port) => {
-    const cwd = join(dir, String(port));
-    execFileSync('mkdir', ['-p', cwd]);
-    return spawn('redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000',
-    ], { cwd, stdio: 'ignore' });
-  });
-  const cli = (port, ...args) => execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8', timeout: 10000 });
-  const stop = () => {
-    for (const c of children) c.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    for (const port of ports) await h.waitUntil(() => { try { return cli(port, 'ping').includes('PONG'); } catch { return false; } }, `redis ${port}`, 10000);
-    execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore', timeout: 20000 });
-    for (const port of ports) await h.waitUntil(() => cli(port, 'cluster', 'info').includes('cluster_state:ok'), `cluster ok on ${port}`, 20000);
-  } catch (e) {
-    stop();
-    throw e;
-  }
-  const others = ports.slice(1).map((p) => `node=127.0.0.1:${p}`).join('&');
-  return { url: `redis-cluster://127.0.0.1:${ports[0]}?${others}`, stop };
-}
 
 /** Counts `incomingMessage`s with `tag` that `client` received within `ms`. */
 async function received(client, tag, ms) {
@@ -70,7 +30,7 @@ for (const subscriptionMode of ['dynamic', 'dynamic-private']) {
     before(async () => {
       redis = await startRedisCluster();
       db = await h.createDb('sqlite');
-      const env = { REDIS_URL: redis.url, ROOMCAST_REDIS_MODE: 'sharded', ROOMCAST_REDIS_SUBSCRIPTION_MODE: subscriptionMode };
+      const env = { REDIS_URL: redis.clusterUrl, ROOMCAST_REDIS_MODE: 'sharded', ROOMCAST_REDIS_SUBSCRIPTION_MODE: subscriptionMode };
       nodes.push(await h.startNode({ db, env }));
       nodes.push(await h.startNode({ db, env }));
       await Promise.all(['alice', 'bob'].map((u) => h.addUser(db, u, `${u}-pw`)));
