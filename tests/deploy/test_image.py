@@ -248,7 +248,9 @@ def check_image(dockerfile, dockerignore):
     # The last build compiled the real sources, not the placeholder layer's: the
     # touch after the source COPY made them newer.
     for crate in ("roomcast-node", "roomcast-adapter"):
-        assert f"Checking {crate} " in last_cargo, f"the real {crate} sources were not compiled:\n{last_cargo}"
+        # "Compiling" when the crate has a build script, "Checking" otherwise.
+        assert re.search(rf"(Checking|Compiling) {crate} ", last_cargo), \
+            f"the real {crate} sources were not compiled:\n{last_cargo}"
     # The runtime stage copies only what the builder left and the context holds.
     copies = [copy_args(rest) for word, rest in runtime if word == "COPY"]
     assert copies, "the runtime stage copies the binary from the builder"
@@ -279,7 +281,9 @@ def test_the_image_builds_from_its_context():
      "couldn't read `node/src/../assets/"),
     ("the touch that makes the real sources newer than the placeholders",
      re.sub(r"touch node/src/main\.rs [^&]*&& ", "", DOCKERFILE), DOCKERIGNORE,
-     "the real roomcast-node sources were not compiled"),
+     # Either the stale placeholders win silently, or the node is built against the
+     # adapter's placeholder and does not compile: both are a broken image.
+     "the real roomcast-node sources were not compiled|could not compile `roomcast-node`"),
     ("a runtime COPY of what the builder installed",
      DOCKERFILE.replace("COPY --from=builder /usr/local/bin/roomcast ", "COPY --from=builder /usr/bin/roomcast "),
      DOCKERIGNORE, "does not produce it"),
