@@ -290,6 +290,31 @@ export async function mintToken(db, login) {
  * Starts `roomcast serve` on an ephemeral port and waits (≤ 20 s) for its `listening` line.
  * Returns {url, port, nodeId, stop(), logs(), child}.
  */
+/**
+ * Calls `onLine` with every whole line of a child's output stream and `onJson` with each
+ * one that parses as JSON (other lines are skipped).
+ */
+export function onJsonLines(stream, onJson, onLine = () => {}) {
+  let buf = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk) => {
+    buf += chunk;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      onLine(line);
+      let obj;
+      try {
+        obj = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      onJson(obj);
+    }
+  });
+}
+
 export async function startNode({ db, env = {}, nodeId = `e2e-${rand(3)}` } = {}) {
   assert.ok(existsSync(BIN), `roomcast binary not found at ${BIN} (set ROOMCAST_BIN)`);
   const child = spawn(BIN, ['serve'], {
@@ -312,32 +337,17 @@ export async function startNode({ db, env = {}, nodeId = `e2e-${rand(3)}` } = {}
   );
 
   const port = await new Promise((resolvePort, rejectPort) => {
-    let buf = '';
     const timer = setTimeout(() => {
       rejectPort(new Error(`roomcast did not log "listening" within 20 s:\n${lines.slice(-40).join('\n')}`));
     }, 20000);
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk) => {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        keep(line);
-        let obj;
-        try {
-          obj = JSON.parse(line);
-        } catch {
-          continue;
-        }
-        const msg = obj.message ?? obj.fields?.message;
-        const addr = obj.addr ?? obj.fields?.addr;
-        if (msg === 'listening' && typeof addr === 'string') {
-          clearTimeout(timer);
-          resolvePort(Number(addr.slice(addr.lastIndexOf(':') + 1)));
-        }
+    onJsonLines(child.stdout, (obj) => {
+      const msg = obj.message ?? obj.fields?.message;
+      const addr = obj.addr ?? obj.fields?.addr;
+      if (msg === 'listening' && typeof addr === 'string') {
+        clearTimeout(timer);
+        resolvePort(Number(addr.slice(addr.lastIndexOf(':') + 1)));
       }
-    });
+    }, keep);
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk) => {
       for (const l of chunk.split('\n')) if (l) keep(`[stderr] ${l}`);

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 
-import { WAIT_MS } from './harness.mjs';
+import { WAIT_MS, onJsonLines } from './harness.mjs';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'node-peer-server.mjs');
 const peers = new Set();
@@ -46,29 +46,15 @@ export async function startNodePeer(
     onReady = { res, rej };
   });
 
-  let buf = '';
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (chunk) => {
-    buf += chunk;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      let msg;
-      try {
-        msg = JSON.parse(line);
-      } catch {
-        continue;
-      }
-      if (msg.id !== undefined && pending.has(msg.id)) {
-        const { res, rej } = pending.get(msg.id);
-        pending.delete(msg.id);
-        if ('error' in msg) rej(new Error(`node peer: ${msg.error}`));
-        else res(msg.ok);
-      } else if (msg.type === 'ready') onReady.res(msg.port);
-      else if (msg.type === 'fatal') onReady.rej(new Error(`node peer failed: ${msg.error}`));
-      else events.push(msg);
-    }
+  onJsonLines(child.stdout, (msg) => {
+    if (msg.id !== undefined && pending.has(msg.id)) {
+      const { res, rej } = pending.get(msg.id);
+      pending.delete(msg.id);
+      if ('error' in msg) rej(new Error(`node peer: ${msg.error}`));
+      else res(msg.ok);
+    } else if (msg.type === 'ready') onReady.res(msg.port);
+    else if (msg.type === 'fatal') onReady.rej(new Error(`node peer failed: ${msg.error}`));
+    else events.push(msg);
   });
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (d) => stderr.push(d));
