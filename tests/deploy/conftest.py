@@ -10,11 +10,21 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("ROOMCAST_BIN", REPO / "target" / "debug" / "roomcast"))
 AS_ROOT = os.geteuid() == 0
 NOBODY = 65534
+
+
+@pytest.fixture(scope="module")
+def compose():
+    """docker-compose.yml as `docker-compose config` resolves it."""
+    r = subprocess.run(["docker-compose", "-f", str(REPO / "docker-compose.yml"), "config"],
+                       capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    return yaml.safe_load(r.stdout)
 
 
 def free_ports(n):

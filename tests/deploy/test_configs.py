@@ -81,14 +81,6 @@ def test_nginx_template_placeholders_are_filled():
 
 # --- docker compose and the Dockerfile --------------------------------------------------
 
-@pytest.fixture(scope="module")
-def compose():
-    r = subprocess.run(["docker-compose", "-f", str(REPO / "docker-compose.yml"), "config"],
-                       capture_output=True, text=True, timeout=60, cwd=REPO)
-    assert r.returncode == 0, r.stderr
-    return yaml.safe_load(r.stdout)
-
-
 def test_compose_validates():
     r = subprocess.run(["docker-compose", "-f", str(REPO / "docker-compose.yml"), "config", "-q"],
                        capture_output=True, text=True, timeout=60, cwd=REPO)

@@ -21,14 +21,6 @@ DASHBOARD = GRAFANA / "roomcast-dashboard.json"
 TARGET_LABELS = {"instance", "job", "node"}
 
 
-@pytest.fixture(scope="module")
-def compose():
-    r = subprocess.run(["docker-compose", "-f", str(REPO / "docker-compose.yml"), "config"],
-                       capture_output=True, text=True, timeout=60, cwd=REPO)
-    assert r.returncode == 0, r.stderr
-    return yaml.safe_load(r.stdout)
-
-
 def mounts(service):
     """(source path in the repository, target path in the container) of each bind mount."""
     out = []
