@@ -168,6 +168,18 @@ impl SessionOwners {
     }
 }
 
+/// Whether the request came straight from one of the `trusted` proxies, whose
+/// `X-Forwarded-*` headers are then believed.
+pub fn from_trusted_proxy(extensions: &Extensions, trusted: &[IpNet]) -> bool {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|peer| is_trusted(trusted, &peer.0.ip()))
+}
+
+fn is_trusted(trusted: &[IpNet], ip: &IpAddr) -> bool {
+    trusted.iter().any(|net| net.contains(ip))
+}
+
 /// The client's address: the TCP peer, unless the peer is a trusted proxy; then the
 /// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy (entries left of
 /// it were written by the client and prove nothing). When every entry is a trusted
@@ -178,8 +190,7 @@ pub fn client_address(
     trusted: &[IpNet],
 ) -> Option<IpAddr> {
     let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())?;
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
+    if !is_trusted(trusted, &peer) {
         return Some(peer);
     }
     // Several header lines are one comma-separated list, in order.
@@ -193,7 +204,7 @@ pub fn client_address(
     let mut nearest = peer;
     for hop in hops.collect::<Vec<_>>().into_iter().rev() {
         match hop.parse::<IpAddr>() {
-            Ok(ip) if is_trusted(&ip) => nearest = ip,
+            Ok(ip) if is_trusted(trusted, &ip) => nearest = ip,
             Ok(ip) => return Some(ip),
             Err(_) => break,
         }

@@ -6,10 +6,8 @@
 //! `cookie` and `authorization` headers, and any `auth` or query field whose name says
 //! it holds a secret (`token`, `password`, `secret`, ...), at any depth.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
@@ -141,11 +139,7 @@ fn js_date(at: DateTime<Utc>) -> String {
 fn handshake(parts: &Parts, captured: &Captured, trusted_proxies: &[IpNet]) -> Value {
     let address = crate::guard::client_address(&parts.headers, &parts.extensions, trusted_proxies);
     // Roomcast does not terminate TLS; a trusted balancer says whether it did.
-    let from_trusted_proxy = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .is_some_and(|peer| trusted_proxies.iter().any(|net| net.contains(&peer.0.ip())));
-    let secure = from_trusted_proxy
+    let secure = crate::guard::from_trusted_proxy(&parts.extensions, trusted_proxies)
         && parts.headers.get("x-forwarded-proto").is_some_and(|proto| proto == "https");
     let query = parts.uri.query().map(query_pairs).unwrap_or_default();
     json!({
@@ -198,8 +192,8 @@ mod tests {
             request = request.header(*name, *value);
         }
         let mut parts = request.body(()).expect("request").into_parts().0;
-        let peer: SocketAddr = "127.0.0.1:40000".parse().expect("address");
-        parts.extensions.insert(ConnectInfo(peer));
+        let peer: std::net::SocketAddr = "127.0.0.1:40000".parse().expect("address");
+        parts.extensions.insert(axum::extract::ConnectInfo(peer));
         parts
     }
 
