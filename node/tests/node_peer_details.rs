@@ -115,8 +115,18 @@ async fn node_peers_see_handshake_and_data_without_credentials() {
         .await
         .expect("client connects");
 
-    let sockets =
-        tokio::task::spawn_blocking(move || node_fetch_sockets(&redis_url)).await.expect("fetch");
+    // The client's connect() returns before the slow password check lets the socket in:
+    // ask again until the socket exists (bounded), then expect exactly it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let sockets = loop {
+        let url = redis_url.clone();
+        let sockets =
+            tokio::task::spawn_blocking(move || node_fetch_sockets(&url)).await.expect("fetch");
+        if !sockets.is_empty() || std::time::Instant::now() > deadline {
+            break sockets;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(sockets.len(), 1, "{sockets:?}");
     let socket = &sockets[0];
     let handshake = &socket["handshake"];
