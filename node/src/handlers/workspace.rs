@@ -82,7 +82,7 @@ fn member_room<'a, A: Adapter>(
 /// up directly; the cluster is asked only about names an Engine.IO id could have. When
 /// the cluster cannot answer in time the name is refused: an unknown answer must not
 /// open someone's private room.
-async fn is_private_room<A: Adapter>(
+pub(super) async fn is_private_room<A: Adapter>(
     io: &SocketIo<A>,
     app: &AppState,
     name: &str,
