@@ -18,9 +18,10 @@
 // - keeps the one-time `token` of the latest `recovery` event and, on every (re)connect,
 //   sends the app's own auth (object or function, also when reassigned later to
 //   `socket.auth`) plus `recover: {token, rooms}`;
-// - drops an event whose offset is not newer than the one it has for that room and epoch.
-//   The server sends each event once; this guards against a duplicate reaching the app
-//   all the same (a message relayed twice by the app's own servers, say).
+// - drops an event whose offset is not newer than the one it has for that room and epoch
+//   (the summary of missed invalidations after a replay excepted). The server sends each
+//   event once; this guards against a duplicate reaching the app all the same (a message
+//   relayed twice by the app's own servers, say).
 // Call it right after `io()`, before the socket first connects: the first `recovery`
 // event carries the token the next reconnect needs.
 
@@ -61,7 +62,11 @@ export function recoverable(socket) {
   socket.onevent = function (packet) {
     const [event, data] = packet.data ?? [];
     if (event === 'recovery') onRecovery(data);
-    else if (hasPosition(data) && typeof data.room === 'string' && !advance(data.room, data)) return;
+    else if (hasPosition(data) && typeof data.room === 'string') {
+      // The one `ds invalidate {missed}` after a replay carries the last missed
+      // invalidation's offset, which may be below the replayed messages': always passed on.
+      if (!advance(data.room, data) && !('missed' in data)) return;
+    }
     return onevent.call(this, packet);
   };
 

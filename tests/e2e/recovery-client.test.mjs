@@ -55,12 +55,6 @@ async function join(socket, room) {
   return ack;
 }
 
-/** Joins a harness client (no helper) to `room`. */
-async function joinPlain(client, room) {
-  const ack = await client.ack('join room', room);
-  assert.equal(ack.ok, true, `join ${room}: ${JSON.stringify(ack)}`);
-}
-
 /** `count` messages from `sender`, each acknowledged; resolves with their ids. */
 async function send(sender, room, count, label) {
   const ids = [];
@@ -129,7 +123,7 @@ describe('client helper roomcast.mjs', { timeout: 120000 }, () => {
   it('gets exactly the missed messages after a transport drop, in order, then live ones', async () => {
     const room = h.roomName('drop');
     const bob = await env.connect('v4-websocket', h.passwordOf('bob'));
-    await joinPlain(bob, room);
+    await h.joinRoom(bob, room);
     const alice = track(recoverableClient(recoverable, env.url, h.passwordOf('alice'), room));
     await nthRecovery(alice, 1);
     const joined = await join(alice.socket, room);
@@ -157,11 +151,12 @@ describe('client helper roomcast.mjs', { timeout: 120000 }, () => {
   it('recovers twice and three times in a row, also with nothing in between (socket.io#4880)', async () => {
     const room = h.roomName('again');
     const bob = await env.connect('v4-websocket', h.passwordOf('bob'));
-    await joinPlain(bob, room);
+    await h.joinRoom(bob, room);
     const alice = track(recoverableClient(recoverable, env.url, h.passwordOf('alice'), room));
     await nthRecovery(alice, 1);
     await join(alice.socket, room);
     const expected = await send(bob, room, 1, 'first');
+    await h.waitUntil(() => alice.messages.length === 1, 'the first message');
 
     for (const round of [1, 2, 3]) {
       let missed;
@@ -190,7 +185,7 @@ describe('client helper roomcast.mjs', { timeout: 120000 }, () => {
     const joined = await join(alice.socket, room);
     assert.equal(joined.offset, 0, 'a room nobody wrote to yet');
     const bob = await env.connect('v4-websocket', h.passwordOf('bob'));
-    await joinPlain(bob, room);
+    await h.joinRoom(bob, room);
     let missed;
     const report = await dropAndReturn(alice, async () => {
       missed = await send(bob, room, 2, 'first ever');
@@ -273,7 +268,7 @@ describe('client helper roomcast.mjs in a cluster', { timeout: 120000 }, () => {
     const room = h.roomName('move');
     const bob = await h.connectClient('v4-websocket', b.url, h.passwordOf('bob'));
     sockets.push(bob.socket);
-    await joinPlain(bob, room);
+    await h.joinRoom(bob, room);
     const alice = recoverableClient(recoverable, a.url, h.passwordOf('alice'), room);
     sockets.push(alice.socket);
     await nthRecovery(alice, 1);
@@ -299,7 +294,7 @@ describe('client helper roomcast.mjs in a cluster', { timeout: 120000 }, () => {
     const room = h.roomName('dup');
     const plain = await h.connectClient('v4-websocket', a.url, h.passwordOf('bob'));
     sockets.push(plain.socket);
-    await joinPlain(plain, room);
+    await h.joinRoom(plain, room);
     const alice = recoverableClient(recoverable, a.url, h.passwordOf('alice'), room);
     sockets.push(alice.socket);
     await nthRecovery(alice, 1);
