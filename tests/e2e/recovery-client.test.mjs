@@ -223,6 +223,29 @@ describe('client helper roomcast.mjs', { timeout: 120000 }, () => {
     assert.equal(calls, 2, 'the replaced function is no longer asked');
   });
 
+  it('passes on the summary of missed invalidations, though older than the replayed messages', async () => {
+    const room = h.roomName('inval');
+    const bob = await env.connect('v4-websocket', h.passwordOf('bob'));
+    await h.joinRoom(bob, room);
+    const alice = track(recoverableClient(recoverable, env.url, h.passwordOf('alice'), room));
+    const invalidations = [];
+    alice.socket.on('ds invalidate', (data) => invalidations.push(data));
+    await nthRecovery(alice, 1);
+    await join(alice.socket, room);
+    let missed;
+    const report = await dropAndReturn(alice, async () => {
+      assert.equal((await bob.ack('invalidate', { room, ds: 'tasks' })).ok, true);
+      missed = await send(bob, room, 1, 'after the invalidation');
+    });
+    assert.equal(report.rooms[room].recovered, true, JSON.stringify(report));
+    await h.waitUntil(() => invalidations.length === 1, 'the summary of missed invalidations');
+    const [summary] = invalidations;
+    assert.equal(summary.missed, 1, JSON.stringify(summary));
+    assert.ok(summary.offset < alice.messages.at(-1).offset, 'the summary is older than the message before it');
+    assertSawExactly(alice, missed, 'the missed message');
+    assert.deepEqual(alice.socket.roomcast.position(room), { offset: report.rooms[room].offset, epoch: report.rooms[room].epoch });
+  });
+
   it('forgets a room it left and sends no position for it', async () => {
     const [kept, left] = [h.roomName('kept'), h.roomName('left')];
     const alice = track(recoverableClient(recoverable, env.url, h.passwordOf('alice'), kept));
