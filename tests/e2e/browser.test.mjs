@@ -162,6 +162,42 @@ describe('demo page in headless Chromium', { timeout: 90000 }, () => {
     }
   });
 
+  it('says so when the history no longer covers the time away, and shows the latest messages', async () => {
+    const own = await setupNode('sqlite', { users: ['alice', 'bob'], env: { ROOMCAST_HISTORY_SIZE: '2' } });
+    const page = await browser.newPage();
+    const bob = await own.connect('v4-websocket', { login: 'bob', password: 'bob-pw' });
+    try {
+      await page.goto(own.url);
+      await page.fill('#login-name', 'alice');
+      await page.fill('#login-password', 'alice-pw');
+      await page.click('#login button');
+      await page.waitForSelector('#rooms li.active:has-text("lobby")', { timeout: 5000 });
+      assert.equal((await bob.ack('join room', 'lobby')).ok, true);
+      const say = async (message) => assert.equal((await bob.ack('sendMessage', { room: 'lobby', message })).ok, true);
+      await say('seen');
+      await page.waitForSelector('#messages li:has-text("seen")', { timeout: 5000 });
+
+      await page.context().setOffline(true);
+      await page.evaluate(() => workspace.io.engine.close());
+      await page.waitForSelector('#offline:not(.hidden)', { timeout: 5000 });
+      // Three messages while away; the room keeps the last two only.
+      for (const message of ['gone', 'kept one', 'kept two']) await say(message);
+      await page.context().setOffline(false);
+      await page.waitForSelector('#offline', { state: 'hidden', timeout: 10000 });
+      await page.waitForSelector('#messages li:has-text("kept two")', { timeout: 5000 });
+      const log = (await page.locator('#messages li').allTextContents()).map((l) => l.replace(/\d{1,2}:\d{2}:\d{2}.*$/, ''));
+      assert.deepEqual(log, [
+        'bobseen',
+        'history lost (gap_too_large): some messages sent while you were offline are missing; the latest follow',
+        'bobkept one',
+        'bobkept two',
+      ]);
+    } finally {
+      await page.close();
+      await own.teardown();
+    }
+  });
+
   it('fits a 390 px wide phone: Send visible, a banner and a disabled input while offline', async () => {
     const own = await setupNode('sqlite', { users: ['erin'] });
     const page = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
