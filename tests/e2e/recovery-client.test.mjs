@@ -118,6 +118,13 @@ describe('client helper roomcast.mjs', { timeout: 120000 }, () => {
       const stale = await fetch(`${env.url}${path}`, { headers: { 'If-None-Match': bundleTag } });
       assert.equal(stale.status, 200, 'the bundle version is not the helper ETag');
     }
+    const node = await h.startNode({ db: env.db, env: { ROOMCAST_PATH: '/rt' } });
+    try {
+      assert.equal((await h.httpGet(node.url, '/rt/roomcast.mjs')).status, 200, 'next to the bundle on a custom path');
+      assert.equal((await h.httpGet(node.url, '/socket.io/roomcast.mjs')).status, 404);
+    } finally {
+      await node.stop();
+    }
   });
 
   it('gets exactly the missed messages after a transport drop, in order, then live ones', async () => {
