@@ -57,13 +57,8 @@ const HELPER_JS: &str = include_str!("../assets/roomcast.mjs");
 
 /// The helper's ETag follows this server's build (version and commit), not the bundle's
 /// version: a browser keeps its copy until the node is upgraded.
-const HELPER_ETAG: &str = concat!(
-    "\"roomcast-",
-    env!("CARGO_PKG_VERSION"),
-    "-",
-    env!("ROOMCAST_GIT_COMMIT"),
-    "\""
-);
+const HELPER_ETAG: &str =
+    concat!("\"roomcast-", env!("CARGO_PKG_VERSION"), "-", env!("ROOMCAST_GIT_COMMIT"), "\"");
 
 /// The bundle files' ETag: the vendored client version, as Node's server sends it.
 fn bundle_etag() -> String {
