@@ -56,7 +56,7 @@ const HELPER_NAME: &str = "roomcast.mjs";
 const HELPER_JS: &str = include_str!("../assets/roomcast.mjs");
 
 /// The helper's ETag follows this server's build (version and commit), not the bundle's
-/// version: a browser keeps its copy until the node is upgraded.
+/// version: a browser keeps its copy until the node runs another build.
 const HELPER_ETAG: &str =
     concat!("\"roomcast-", env!("CARGO_PKG_VERSION"), "-", env!("ROOMCAST_GIT_COMMIT"), "\"");
 
