@@ -28,8 +28,8 @@ function recoverableClient(recoverable, url, auth, room) {
     io(url, {
       forceNew: true,
       transports: ['websocket'],
-      reconnectionDelay: 700,
-      reconnectionDelayMax: 700,
+      reconnectionDelay: 1000,
+      reconnectionDelayMax: 1000,
       randomizationFactor: 0,
       timeout: h.WAIT_MS,
       auth,
