@@ -153,6 +153,12 @@ impl RedisStore {
         })
     }
 
+    /// Fails at once while the link is down: fred would queue the command until Redis
+    /// is back, and a send must not wait on history (it is then delivered unstored).
+    fn connected(&self) -> Result<&Client, HistoryError> {
+        if self.client.is_connected() { Ok(&self.client) } else { Err(HistoryError::Unavailable) }
+    }
+
     fn keys(&self, room: &str) -> Vec<String> {
         let tag = format!("{{{}{room}}}", self.prefix);
         vec![format!("{tag}:meta"), format!("{tag}:log")]
@@ -181,8 +187,11 @@ impl RedisStore {
             self.channel.clone(),
             format!("{} {} {room}", skip.unwrap_or("-"), room.len()),
         ];
-        let reply: RedisValue =
-            self.client.with_options(&self.options).eval(APPEND, self.keys(room), args).await?;
+        let reply: RedisValue = self
+            .connected()?
+            .with_options(&self.options)
+            .eval(APPEND, self.keys(room), args)
+            .await?;
         let RedisValue::Array(items) = reply else { return Err(HistoryError::Reply("append")) };
         match &items[..] {
             [offset, epoch] => Ok(Position {
@@ -208,7 +217,7 @@ impl RedisStore {
             count.to_string(),
         ];
         let reply: RedisValue =
-            self.client.with_options(&self.options).eval(READ, self.keys(room), args).await?;
+            self.connected()?.with_options(&self.options).eval(READ, self.keys(room), args).await?;
         let RedisValue::Array(items) = reply else { return Err(HistoryError::Reply("read")) };
         let [epoch, top, entries @ ..] = &items[..] else {
             return Err(HistoryError::Reply("read"));
