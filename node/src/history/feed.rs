@@ -122,6 +122,7 @@ impl Feed {
                     let event = record.kind.event();
                     let sent = socket.emit(event, &record.payload(&d.epoch));
                     check_sent(metrics, NAMESPACE, Packet::Broadcast, event, sent);
+                    metrics.history_resent.with_label_values(&["gap"]).inc();
                 }
             }
             // The sender of an invalidation is not sent its own; its cursor still moves,
@@ -280,6 +281,7 @@ impl Replay {
             check_sent(metrics, NAMESPACE, Packet::Event, event, socket.emit(event, &marker));
             sent += 1;
         }
+        metrics.history_resent.with_label_values(&["replay"]).inc_by(sent as u64);
         if let Some(last) = self.records.last() {
             feed.start_at(&self.room, &Position { epoch: self.epoch.clone(), offset: last.offset });
         }
