@@ -123,12 +123,13 @@ async function works(client) {
   assert.equal(r?.result, 'still here', `echo: ${JSON.stringify(r)}`);
 }
 
-/** Sends to `room` every few ms until stopped; `stop()` resolves with the last id. */
+/** Sends to `room` every few ms until stopped (10 s at most); `stop()` resolves with the last id. */
 function keepSending(client, room) {
   let running = true;
   let last;
+  const t0 = Date.now();
   const loop = (async () => {
-    for (let i = 0; running; i++) {
+    for (let i = 0; running && Date.now() - t0 < 10000; i++) {
       last = await say(client, room, `live ${i}`);
       await delay(10);
     }
