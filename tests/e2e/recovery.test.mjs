@@ -703,14 +703,16 @@ describe(`recovery after a node is killed or drained (${PG_URL ? 'postgres' : 's
 
 // ---------------------------------------------------------------------------------------
 
-describe('recovery across a Redis restart (sqlite)', { timeout: 60000 }, () => {
+describe('recovery across a Redis outage and restart (sqlite)', { timeout: 90000 }, () => {
   let redis, db, nodes = [], jwt;
 
   before(async () => {
     redis = await startRedis();
     db = await createDb('sqlite');
-    nodes.push(await startNode({ db, env: { REDIS_URL: redis.url } }));
-    nodes.push(await startNode({ db, env: { REDIS_URL: redis.url } }));
+    // Commands to a Redis that is away fail within a second.
+    const env = { REDIS_URL: redis.url, ROOMCAST_REDIS_REQUEST_TIMEOUT: '1s' };
+    nodes.push(await startNode({ db, env }));
+    nodes.push(await startNode({ db, env }));
     jwt = await users(db);
   });
 
@@ -719,6 +721,36 @@ describe('recovery across a Redis restart (sqlite)', { timeout: 60000 }, () => {
     await Promise.all(nodes.map((n) => n.stop()));
     await db?.drop().catch(() => {});
     redis?.stop();
+  });
+
+  it('says history_unavailable and unavailable while Redis is away, and still gives the room back', async () => {
+    const [a, b] = nodes;
+    const room = roomName('outage');
+    const { client: alice, recovery } = await open(a.url, jwt.alice);
+    const bob = await first(b.url, jwt.bob);
+    const carol = await first(a.url, jwt.carol);
+    for (const client of [alice, bob, carol]) await join(client, room);
+    await seen(alice, room, await say(bob, room, 'before'));
+    const from = positions(alice, [room]);
+    await dropTransport(alice);
+
+    redis.stop();
+    try {
+      await delay(300);
+      assertFailure(await carol.ack('history', { room }), 'unavailable', 'history while Redis is away');
+      const { client: back, recovery: r } = await open(a.url, jwt.alice, { recover: { token: recovery.token, rooms: from } });
+      assert.equal(r.recovered, false, JSON.stringify(r));
+      assert.equal(r.reason, undefined, 'the credential was accepted');
+      assert.deepEqual([r.rooms[room]?.recovered, r.rooms[room]?.reason], [false, 'history_unavailable'], JSON.stringify(r));
+      assert.deepEqual(await roomsOf(back), [room], 'the room back all the same');
+      await works(back);
+      const local = await carol.ack('sendMessage', { room, message: 'same node, Redis away' });
+      assert.equal(local?.ok, true, JSON.stringify(local));
+      await seen(back, room, local.id);
+    } finally {
+      redis = await startRedis({ port: redis.port });
+    }
+    await untilDelivered(bob, carol, room, 'the cluster back on the new Redis', 15000);
   });
 
   it('says epoch_changed when Redis came back empty, and gives the room back', async () => {
@@ -748,6 +780,56 @@ describe('recovery across a Redis restart (sqlite)', { timeout: 60000 }, () => {
     const got = await seen(back, room, live);
     assert.deepEqual([got.epoch, got.offset], [last.epoch, last.offset + 1]);
     assert.deepEqual(roomEvents(back, room).map((e) => e.data.id), [live], 'nothing of the lost history replayed');
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+
+describe('history age (sqlite)', { timeout: 60000 }, () => {
+  let redis, db, node, jwt;
+
+  before(async () => {
+    redis = await startRedis();
+    db = await createDb('sqlite');
+    node = await startNode({ db, env: { REDIS_URL: redis.url, ROOMCAST_HISTORY_TTL: '1s' } });
+    jwt = await users(db);
+  });
+
+  after(async () => {
+    closeAll();
+    await node?.stop();
+    await db?.drop().catch(() => {});
+    redis?.stop();
+  });
+
+  it('says gap_too_large once the missed messages outlived history.ttl', async () => {
+    const room = roomName('aged');
+    const { client: alice, recovery } = await open(node.url, jwt.alice);
+    const bob = await first(node.url, jwt.bob);
+    await join(alice, room);
+    await join(bob, room);
+    await seen(alice, room, await say(bob, room, 'seen'));
+    const from = positions(alice, [room]);
+    await dropTransport(alice);
+    const old = await seen(bob, room, await say(bob, room, 'missed, then expired'));
+    // The room never falls silent (its history stays), but the first missed message ages out.
+    let fresh;
+    for (let i = 0; i < 7; i++) {
+      await delay(400);
+      fresh = await seen(bob, room, await say(bob, room, `missed ${i}`));
+    }
+    assert.equal(fresh.epoch, old.epoch, 'a room that kept talking keeps its epoch');
+
+    const { client: back, recovery: r } = await open(node.url, jwt.alice, { recover: { token: recovery.token, rooms: from } });
+    assert.deepEqual([r.recovered, r.reason], [false, undefined], JSON.stringify(r));
+    assert.deepEqual({ ...r.rooms[room], replayed: undefined },
+      { recovered: false, reason: 'gap_too_large', epoch: from[room].epoch, offset: fresh.offset, replayed: undefined });
+    await delay(100);
+    assert.deepEqual(roomEvents(back, room), [], 'nothing replayed over a gap');
+    const h = await back.ack('history', { room });
+    const kept = h.messages?.map((m) => m.data.offset) ?? [];
+    assert.ok(kept.length > 0 && kept[0] > old.offset + 1 && kept.at(-1) === fresh.offset, `only the young messages are kept: ${JSON.stringify(kept)} (oldest missed ${old.offset}, last ${fresh.offset})`);
+    assert.deepEqual(await roomsOf(back), [room]);
   });
 });
 
