@@ -3,10 +3,10 @@ with `auth.recover` and gets its rooms and exactly the messages it missed."""
 
 import json
 import os
-import queue
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 
@@ -53,14 +53,16 @@ def node():
 
 
 class Member:
-    """A python-socketio client on `/` that queues the events it receives.
+    """A python-socketio client on `/` that records the events it receives.
 
-    The synchronous client runs each event handler on its own thread, so the order of
-    the queue is not the order of arrival: messages are compared by their offsets.
+    The synchronous client runs each event handler on its own thread, so the order in
+    which handlers record events is not the order of arrival: messages are compared by
+    their offsets.
     """
 
     def __init__(self, url, login, recover=None):
-        self.events = queue.Queue()
+        self.events = []
+        self.changed = threading.Condition()
         self.sio = socketio.Client(reconnection=False)
         for name in ("recovery", "incomingMessage", "ds invalidate", "error"):
             self.sio.on(name, self._recorder(name))
@@ -70,19 +72,22 @@ class Member:
         self.sio.connect(url, auth=auth, transports=["websocket"], wait_timeout=WAIT)
 
     def _recorder(self, name):
-        return lambda data=None: self.events.put((name, data))
+        def record(data=None):
+            with self.changed:
+                self.events.append((name, data))
+                self.changed.notify_all()
+        return record
 
-    def expect(self, name):
-        got, data = self.events.get(timeout=WAIT)
-        assert got == name, f"expected {name}, got {got} {data}"
-        return data
+    def received(self, name, count):
+        """The first `count` events `name` (bounded wait), sorted by offset if they have one."""
+        with self.changed:
+            ok = self.changed.wait_for(lambda: len(self.named(name)) >= count, timeout=WAIT)
+            got = self.named(name)
+        assert ok, f"{count} {name} expected within {WAIT} s, got {got}"
+        return sorted(got[:count], key=lambda d: d.get("offset", 0) if isinstance(d, dict) else 0)
 
-    def messages_until(self, message_id):
-        """The incomingMessage payloads received up to and including `message_id`."""
-        out = []
-        while not out or out[-1]["id"] != message_id:
-            out.append(self.expect("incomingMessage"))
-        return out
+    def named(self, name):
+        return [data for got, data in self.events if got == name]
 
     def call(self, event, data):
         return self.sio.call(event, data, timeout=WAIT)
@@ -97,17 +102,15 @@ def test_recovers_the_missed_messages_after_a_drop(node):
     room = f"py-{uuid.uuid4().hex[:8]}"
     alice, bob = Member(node, "alice"), Member(node, "bob")
     try:
-        first = alice.expect("recovery")
+        [first] = alice.received("recovery", 1)
         assert first["recovered"] is False and first["rooms"] == {} and "reason" not in first
-        bob.expect("recovery")
         joined = alice.call("join room", room)
         assert joined["ok"] is True and joined["offset"] == 0, joined
         assert bob.call("join room", room)["ok"] is True
 
         seen_id = bob.say(room, "seen")
-        seen = alice.messages_until(seen_id)[-1]
-        assert seen["offset"] == 1 and seen["epoch"] == joined["epoch"]
-        bob.messages_until(seen_id)
+        [seen] = alice.received("incomingMessage", 1)
+        assert seen["id"] == seen_id and seen["offset"] == 1 and seen["epoch"] == joined["epoch"], seen
 
         # The network goes away: the TCP connection ends without a WebSocket close frame.
         alice.sio.eio.ws.sock.shutdown(socket.SHUT_RDWR)
@@ -116,29 +119,31 @@ def test_recovers_the_missed_messages_after_a_drop(node):
             time.sleep(0.02)
         assert not alice.sio.connected
 
-        missed = [bob.say(room, f"missed {i}") for i in range(3)]
-        sent = bob.messages_until(missed[-1])
+        for i in range(3):
+            bob.say(room, f"missed {i}")
+        missed = bob.received("incomingMessage", 4)[1:]
 
         back = Member(node, "alice", recover={
             "token": first["token"],
             "rooms": {room: {"offset": seen["offset"], "epoch": seen["epoch"]}},
         })
         try:
-            recovery = back.expect("recovery")
+            [recovery] = back.received("recovery", 1)
             assert recovery["recovered"] is True, recovery
             assert recovery["token"] != first["token"]
-            assert recovery["rooms"][room] == {
-                "recovered": True, "epoch": joined["epoch"], "offset": 4, "replayed": 3,
+            assert recovery["rooms"] == {
+                room: {"recovered": True, "epoch": joined["epoch"], "offset": 4, "replayed": 3},
             }
-            after_id = bob.say(room, "after")
-            got = []
-            while len(got) < 4:
-                got.append(back.expect("incomingMessage"))
-            got.sort(key=lambda m: m["offset"])
-            live = bob.messages_until(after_id)[-1]
-            assert got == sent + [live], "exactly the missed messages, then the live one"
+            assert back.received("incomingMessage", 3) == missed, "exactly the missed messages"
+            bob.say(room, "after")
+            live = bob.received("incomingMessage", 5)[-1]
+            got = back.received("incomingMessage", 4)
+            assert got == missed + [live], "then the live one"
             assert [m["offset"] for m in got] == [2, 3, 4, 5]
-            assert back.call("request", {"uuid": uuid.uuid4().hex, "route": "rooms.list"})["result"] == {"rooms": [room]}
+            time.sleep(0.2)
+            assert len(back.named("incomingMessage")) == 4, "each once"
+            rooms = back.call("request", {"uuid": uuid.uuid4().hex, "route": "rooms.list"})
+            assert rooms["result"] == {"rooms": [room]}
         finally:
             back.sio.disconnect()
     finally:
