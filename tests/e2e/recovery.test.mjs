@@ -11,6 +11,7 @@ import {
   delay, randomUUID, startRedis, waitUntil, untilDelivered,
 } from './lib/harness.mjs';
 import { startNodePeer } from './lib/node-peer.mjs';
+import { startRedisCluster } from './lib/redis-cluster.mjs';
 
 const USERS = ['alice', 'bob', 'carol', 'dave'];
 /** Room events that carry a position in the room's history. */
@@ -123,15 +124,15 @@ async function works(client) {
   assert.equal(r?.result, 'still here', `echo: ${JSON.stringify(r)}`);
 }
 
-/** Sends to `room` every few ms until stopped (10 s at most); `stop()` resolves with the last id. */
-function keepSending(client, room) {
+/** Sends to `room` every `every` ms until stopped (10 s at most); `stop()` resolves with the last id. */
+function keepSending(client, room, every = 10) {
   let running = true;
   let last;
   const t0 = Date.now();
   const loop = (async () => {
     for (let i = 0; running && Date.now() - t0 < 10000; i++) {
       last = await say(client, room, `live ${i}`);
-      await delay(10);
+      await delay(every);
     }
   })();
   return {
@@ -210,6 +211,99 @@ async function finalOffsets(reference, lastIds) {
 /** A room-event-free interval: `client` received nothing since `mark` (an events index). */
 function assertQuietSince(client, mark, what) {
   assert.deepEqual(client.events.slice(mark).map((e) => [e.name, ...e.args]), [], what);
+}
+
+/**
+ * Members on every node (one over long-polling) and a second one on the first node; the
+ * first three send 30 messages each, all at once, into two rooms. Every member must see
+ * each room's offsets 1, 2, 3, ... in one order, and each sender's messages in its order.
+ */
+async function concurrentSenders(nodes, jwt) {
+  const room = roomName('order');
+  const other = roomName('order2');
+  const members = [];
+  for (const [i, node] of nodes.entries()) {
+    members.push(await first(node.url, jwt[USERS[i]], i === 1 ? 'v4-polling' : 'v4-websocket'));
+  }
+  members.push(await first(nodes[0].url, jwt.dave));
+  for (const m of members) {
+    await join(m, room);
+    await join(m, other);
+  }
+  const PER = 30;
+  const target = (k) => (k % 3 ? room : other);
+  const sent = await Promise.all(members.slice(0, nodes.length).map(async (m, i) => {
+    const ids = [];
+    for (let k = 0; k < PER; k++) ids.push(await say(m, target(k), `s${i}-${k}`));
+    return ids;
+  }));
+  const total = { [room]: 0, [other]: 0 };
+  for (let k = 0; k < PER; k++) total[target(k)] += sent.length;
+  for (const m of members) {
+    for (const r of [room, other]) {
+      await waitUntil(() => roomEvents(m, r).length >= total[r], `all ${total[r]} of ${r}`);
+    }
+  }
+  await delay(100);
+  for (const r of [room, other]) {
+    const reference = roomEvents(members[0], r).map((e) => e.data.id);
+    for (const m of members) {
+      assert.deepEqual(roomEvents(m, r).map((e) => e.data.offset), range(1, total[r]), `${r}: offsets strictly +1`);
+      assert.deepEqual(roomEvents(m, r).map((e) => e.data.id), reference, `${r}: one order for every member`);
+    }
+  }
+  const offsetOf = new Map([room, other].flatMap((r) => roomEvents(members[0], r).map((e) => [e.data.id, e.data.offset])));
+  for (const ids of sent) {
+    for (const r of [room, other]) {
+      const mine = ids.filter((id) => roomEvents(members[0], r).some((e) => e.data.id === id)).map((id) => offsetOf.get(id));
+      assert.deepEqual(mine, [...mine].sort((x, y) => x - y), `${r}: a sender's messages in its order`);
+    }
+  }
+}
+
+/**
+ * Two members on other nodes keep sending into two rooms every few ms while alice drops
+ * and reconnects five times in a row, each time to the next node, without waiting. Every
+ * socket of hers must get each room's offsets one by one from where the previous one
+ * stopped (replay, then live), each event as a member that never dropped got it.
+ */
+async function reconnectsUnderLoad(nodes, jwt) {
+  const [r1, r2] = [roomName('load1'), roomName('load2')];
+  const first0 = await open(nodes[0].url, jwt.alice);
+  const bob = await first(nodes[1 % nodes.length].url, jwt.bob);
+  const carol = await first(nodes.at(-1).url, jwt.carol);
+  const dave = await first(nodes[0].url, jwt.dave);
+  for (const m of [first0.client, bob, carol, dave]) {
+    await join(m, r1);
+    await join(m, r2);
+  }
+  const flows = [keepSending(bob, r1, 3), keepSending(carol, r2, 3), keepSending(carol, r1, 5)];
+  const sockets = [first0];
+  const froms = [];
+  try {
+    for (let i = 1; i <= 5; i++) {
+      await delay(40 * i);
+      const previous = sockets.at(-1);
+      froms.push(positions(previous.client, [r1, r2]));
+      await dropTransport(previous.client);
+      sockets.push(await open(nodes[i % nodes.length].url, jwt.alice, { recover: { token: previous.recovery.token, rooms: froms.at(-1) } }));
+    }
+    await delay(200);
+  } finally {
+    await Promise.all(flows.map((f) => f.stop()));
+  }
+  // One more message per room, once every flow stopped, marks the end.
+  const lastIds = { [r1]: await say(bob, r1, 'end'), [r2]: await say(bob, r2, 'end') };
+  const through = await finalOffsets(dave, lastIds);
+  await reached(sockets.at(-1).client, lastIds);
+  await delay(100);
+  for (let k = 1; k < sockets.length; k++) {
+    const until = k + 1 < sockets.length ? { [r1]: froms[k][r1].offset, [r2]: froms[k][r2].offset } : through;
+    assertRecovered(sockets[k], froms[k - 1], until, dave, sockets[k - 1].recovery.token);
+  }
+  // The senders kept going through each reconnect, so each one had something to replay.
+  const replayed = sockets.slice(1).map((x) => [x.recovery.rooms[r1].replayed, x.recovery.rooms[r2].replayed]);
+  assert.ok(replayed.every(([x, y]) => x + y > 0), `replayed per reconnect: ${JSON.stringify(replayed)}`);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -429,48 +523,11 @@ describe('room history and recovery on a cluster of three nodes', { timeout: 150
   });
 
   it('keeps each room in offset order under concurrent senders on three nodes', async () => {
-    const room = roomName('order');
-    const other = roomName('order2');
-    const members = [];
-    for (const [i, node] of nodes.entries()) {
-      members.push(await first(node.url, jwt[USERS[i]], i === 1 ? 'v4-polling' : 'v4-websocket'));
-    }
-    members.push(await first(nodes[0].url, jwt.dave));
-    for (const m of members) {
-      await join(m, room);
-      await join(m, other);
-    }
-    const PER = 30;
-    const sent = await Promise.all(members.slice(0, 3).map(async (m, i) => {
-      const ids = [];
-      for (let k = 0; k < PER; k++) {
-        ids.push(await say(m, k % 3 ? room : other, `s${i}-${k}`));
-      }
-      return ids;
-    }));
-    const total = { [room]: 0, [other]: 0 };
-    for (let k = 0; k < PER; k++) total[k % 3 ? room : other] += 3;
-    for (const m of members) {
-      for (const r of [room, other]) {
-        await waitUntil(() => roomEvents(m, r).length >= total[r], `all ${total[r]} of ${r}`);
-      }
-    }
-    await delay(100);
-    for (const r of [room, other]) {
-      const reference = roomEvents(members[0], r).map((e) => e.data.id);
-      for (const m of members) {
-        assert.deepEqual(roomEvents(m, r).map((e) => e.data.offset), range(1, total[r]), `${r}: offsets strictly +1`);
-        assert.deepEqual(roomEvents(m, r).map((e) => e.data.id), reference, `${r}: one order for every member`);
-      }
-    }
-    // Each sender's own messages keep the order it sent them in.
-    const offsetOf = new Map([room, other].flatMap((r) => roomEvents(members[0], r).map((e) => [e.data.id, e.data.offset])));
-    for (const ids of sent) {
-      for (const r of [room, other]) {
-        const mine = ids.filter((id) => roomEvents(members[0], r).some((e) => e.data.id === id)).map((id) => offsetOf.get(id));
-        assert.deepEqual(mine, [...mine].sort((x, y) => x - y), `${r}: a sender's messages in its order`);
-      }
-    }
+    await concurrentSenders(nodes, jwt);
+  });
+
+  it('hands over from replay to live without a gap or duplicate, five reconnects in a row under load', async () => {
+    await reconnectsUnderLoad(nodes, jwt);
   });
 
   it('answers each room on its own: bad offsets, no offset, not a member; a used credential is refused', async () => {
@@ -705,6 +762,36 @@ describe(`recovery after a node is killed or drained (${PG_URL ? 'postgres' : 's
 
 // ---------------------------------------------------------------------------------------
 
+describe('room history on a three-master Redis Cluster, sharded pub/sub (sqlite)', { timeout: 90000 }, () => {
+  let cluster, db, nodes = [], jwt;
+
+  before(async () => {
+    cluster = await startRedisCluster();
+    db = await createDb('sqlite');
+    const env = { REDIS_URL: cluster.clusterUrl, ROOMCAST_REDIS_MODE: 'sharded', ROOMCAST_REDIS_SUBSCRIPTION_MODE: 'dynamic' };
+    nodes.push(await startNode({ db, env }));
+    nodes.push(await startNode({ db, env }));
+    jwt = await users(db);
+  });
+
+  after(async () => {
+    closeAll();
+    await Promise.all(nodes.map((n) => n.stop()));
+    await db?.drop().catch(() => {});
+    cluster?.stop();
+  });
+
+  it('keeps each room in offset order under concurrent senders on both nodes', async () => {
+    await concurrentSenders(nodes, jwt);
+  });
+
+  it('hands over from replay to live without a gap or duplicate, five reconnects in a row under load', async () => {
+    await reconnectsUnderLoad(nodes, jwt);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+
 describe('recovery across a Redis outage and restart (sqlite)', { timeout: 90000 }, () => {
   let redis, db, nodes = [], jwt;
 
@@ -910,5 +997,35 @@ describe('recovery on a single node without Redis (sqlite)', { timeout: 60000 },
       assert.notEqual(r.rooms[room].epoch, from[room].epoch);
     }
     assert.deepEqual(await roomsOf(back), [r1, r2].sort());
+  });
+
+  it('refuses a credential once rooms.resume_ttl has passed since its socket went away', async () => {
+    const short = await startNode({ db, env: { ROOMCAST_RESUME_TTL: '1s' } });
+    try {
+      const room = roomName('resume-ttl');
+      const { client: alice, recovery } = await open(short.url, jwt.alice);
+      const bob = await first(short.url, jwt.bob);
+      await join(alice, room);
+      await join(bob, room);
+      // Within the lifetime: recovered.
+      let from = positions(alice, [room]);
+      await dropTransport(alice);
+      await say(bob, room, 'missed in time');
+      const soon = await open(short.url, jwt.alice, { recover: { token: recovery.token, rooms: from } });
+      assert.equal(soon.recovery.recovered, true, JSON.stringify(soon.recovery));
+      // Past it: refused, nothing replayed, no room.
+      await seen(soon.client, room, await say(bob, room, 'seen'));
+      from = positions(soon.client, [room]);
+      await dropTransport(soon.client);
+      await say(bob, room, 'missed too late');
+      await delay(1600);
+      const { client: late, recovery: r } = await open(short.url, jwt.alice, { recover: { token: soon.recovery.token, rooms: from } });
+      assert.deepEqual([r.recovered, r.reason, r.rooms], [false, 'invalid_credential', {}], JSON.stringify(r));
+      assert.deepEqual(await roomsOf(late), []);
+      await delay(100);
+      assert.deepEqual(roomEvents(late, room), [], 'nothing replayed');
+    } finally {
+      await short.stop();
+    }
   });
 });
