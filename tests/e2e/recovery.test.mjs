@@ -306,6 +306,31 @@ async function reconnectsUnderLoad(nodes, jwt) {
   assert.ok(replayed.every(([x, y]) => x + y > 0), `replayed per reconnect: ${JSON.stringify(replayed)}`);
 }
 
+/**
+ * A room without history (`plain`): messages carry no offset or epoch, `history` says
+ * `no_history`, and a recovery gives the room back with `no_history` and replays nothing.
+ */
+async function recoversWithoutHistory(urls, jwt, plain) {
+  const { client: alice, recovery } = await open(urls[0], jwt.alice);
+  const bob = await first(urls.at(-1), jwt.bob);
+  for (const client of [alice, bob]) {
+    const ack = await client.ack('join room', plain);
+    assert.equal(ack?.ok, true, JSON.stringify(ack));
+    assert.equal(ack.offset, undefined, `no offset in the join ack: ${JSON.stringify(ack)}`);
+  }
+  const seenMsg = await seen(alice, plain, await say(bob, plain, 'unnumbered'));
+  assert.deepEqual([seenMsg.offset, seenMsg.epoch], [undefined, undefined], `no offset or epoch: ${JSON.stringify(seenMsg)}`);
+  assertFailure(await alice.ack('history', { room: plain }), 'no_history', 'history of a room without one');
+  await dropTransport(alice);
+  await say(bob, plain, 'missed, never kept');
+  const { client: back, recovery: r } = await open(urls.at(-1), jwt.alice, { recover: { token: recovery.token, rooms: { [plain]: { offset: 1, epoch: 'none' } } } });
+  assert.deepEqual([r.recovered, r.reason, r.rooms[plain]?.recovered, r.rooms[plain]?.reason], [false, undefined, false, 'no_history'], JSON.stringify(r));
+  assert.deepEqual(await roomsOf(back), [plain], 'the room is back');
+  const live = await say(bob, plain, 'live');
+  await seen(back, plain, live);
+  assert.deepEqual(roomEvents(back, plain).map((e) => e.data.id), [live], 'nothing replayed');
+}
+
 // ---------------------------------------------------------------------------------------
 
 describe('room history and recovery on a cluster of three nodes', { timeout: 150000 }, () => {
@@ -382,16 +407,50 @@ describe('room history and recovery on a cluster of three nodes', { timeout: 150
       assertFailure(await carol.ack('history', bad), 'bad_payload', `history ${JSON.stringify(bad)}`);
     }
     assertFailure(await carol.ack('history', { room: ' padded' }), 'room_invalid', 'history of a bad room name');
+  });
 
-    // A room without history: no offset, no epoch; `history` says so.
-    const plain = roomName('nohist-');
-    assert.equal((await alice.ack('join room', plain))?.ok, true);
-    assert.equal((await bob.ack('join room', plain))?.ok, true);
-    const pid = await say(bob, plain, 'unnumbered');
-    const pm = await seen(alice, plain, pid);
-    assert.equal(pm.offset, undefined, 'no offset without history');
-    assert.equal(pm.epoch, undefined, 'no epoch without history');
-    assertFailure(await alice.ack('history', { room: plain }), 'no_history', 'history of a room without one');
+  it('keeps no history for rooms under history.skip_prefixes, and still gives them back', async () => {
+    await recoversWithoutHistory([nodes[0].url, nodes[1].url], jwt, roomName('nohist-'));
+  });
+
+  it('delivers messages of Node.js peers and the emitter live, outside the history', async () => {
+    const [a, b] = nodes;
+    const peer = await startNodePeer(redis.url);
+    try {
+      const room = roomName('peer');
+      const { client: alice, recovery } = await open(a.url, jwt.alice);
+      const bob = await first(b.url, jwt.bob);
+      await join(alice, room);
+      await join(bob, room);
+      const m1 = await seen(alice, room, await say(bob, room, 'one'));
+      const fromNode = { from: 'node', room, message: 'from a Node server' };
+      const fromEmitter = { from: 'emitter', room, message: 'from the emitter' };
+      await peer.call('emit', { rooms: [room], event: 'incomingMessage', args: [fromNode] });
+      await peer.call('emitter', { op: 'emit', rooms: [room], event: 'incomingMessage', args: [fromEmitter] });
+      for (const client of [alice, bob]) {
+        await waitUntil(() => roomEvents(client, room).filter((e) => e.data.from !== 'bob').length === 2, 'both foreign messages');
+        assert.deepEqual(roomEvents(client, room).filter((e) => e.data.from !== 'bob').map((e) => e.data).sort((x, y) => x.from.localeCompare(y.from)),
+          [fromEmitter, fromNode], 'delivered as sent, without offset');
+      }
+      const m2 = await seen(alice, room, await say(bob, room, 'two'));
+      assert.equal(m2.offset, m1.offset + 1, 'foreign messages take no offset');
+
+      const from = positions(alice, [room]);
+      await dropTransport(alice);
+      await peer.call('emit', { rooms: [room], event: 'incomingMessage', args: [{ ...fromNode, message: 'missed' }] });
+      const m3 = await say(bob, room, 'three');
+      await seen(bob, room, m3);
+      const next = await open(b.url, jwt.alice, { recover: { token: recovery.token, rooms: from } });
+      const lastIds = { [room]: await say(bob, room, 'four') };
+      await reached(next.client, lastIds);
+      await delay(100);
+      assert.deepEqual(roomEvents(next.client, room).map((e) => e.data.message), ['three', 'four'], 'only stored messages replayed');
+      assert.equal(next.recovery.rooms[room].replayed, 1);
+      const h = await bob.ack('history', { room });
+      assert.deepEqual(h.messages.map((x) => x.data.message), ['one', 'two', 'three', 'four']);
+    } finally {
+      await peer.stop();
+    }
   });
 
   it('recovers exactly the missed messages after a drop, on the same node, another and a third, while others keep sending', async () => {
@@ -1027,5 +1086,33 @@ describe('recovery on a single node without Redis (sqlite)', { timeout: 60000 },
     } finally {
       await short.stop();
     }
+  });
+
+  it('gives rooms back without history when history.enabled is false', async () => {
+    const off = await startNode({ db, env: { ROOMCAST_HISTORY_ENABLED: 'false' } });
+    try {
+      await recoversWithoutHistory([off.url], jwt, roomName('off'));
+    } finally {
+      await off.stop();
+    }
+  });
+
+  it('pages 50 by default and at most 100', async () => {
+    const room = roomName('pages');
+    const alice = await first(node.url, jwt.alice);
+    await join(alice, room);
+    let last;
+    for (let i = 1; i <= 120; i++) last = await say(alice, room, `m${i}`);
+    await seen(alice, room, last);
+    const offsets = async (args) => {
+      const r = await alice.ack('history', { room, ...args });
+      assert.equal(r?.ok, true, JSON.stringify(r));
+      assert.equal(r.offset, 120);
+      return r.messages.map((m) => m.data.offset);
+    };
+    assert.deepEqual(await offsets({}), range(71, 120));
+    assert.deepEqual(await offsets({ limit: 100 }), range(21, 120));
+    assert.deepEqual(await offsets({ limit: 100, before: 21 }), range(1, 20));
+    assert.deepEqual(await offsets({ after: 0 }), range(1, 50));
   });
 });
