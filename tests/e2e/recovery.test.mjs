@@ -331,6 +331,73 @@ async function recoversWithoutHistory(urls, jwt, plain) {
   assert.deepEqual(roomEvents(back, plain).map((e) => e.data.id), [live], 'nothing replayed');
 }
 
+/**
+ * More missed messages than `size` (history.size) in one room, one in another: the first
+ * says `gap_too_large` and replays nothing, the second recovers; both rooms are back.
+ */
+async function gapBySize(urls, jwt, size) {
+  const [long, short] = [roomName('gap'), roomName('nogap')];
+  const { client: alice, recovery } = await open(urls[0], jwt.alice);
+  const bob = await first(urls.at(-1), jwt.bob);
+  for (const r of [long, short]) {
+    await join(alice, r);
+    await join(bob, r);
+  }
+  await seen(alice, long, await say(bob, long, 'seen'));
+  const from = positions(alice, [long, short]);
+  await dropTransport(alice);
+  let last;
+  for (let i = 0; i < size + 5; i++) last = await say(bob, long, `flood ${i}`);
+  const lastOffset = (await seen(bob, long, last)).offset;
+  const shortId = await say(bob, short, 'one missed');
+
+  const next = await open(urls[0], jwt.alice, { recover: { token: recovery.token, rooms: from } });
+  const r = next.recovery;
+  assert.equal(r.recovered, false, `not every room recovered: ${JSON.stringify(r)}`);
+  assert.equal(r.reason, undefined, 'the credential was accepted: no top-level reason');
+  assert.deepEqual({ ...r.rooms[long], replayed: undefined },
+    { recovered: false, reason: 'gap_too_large', epoch: from[long].epoch, offset: lastOffset, replayed: undefined });
+  assert.equal(r.rooms[short].recovered, true, `the other room recovers: ${JSON.stringify(r.rooms[short])}`);
+  assert.equal(r.rooms[short].replayed, 1);
+  assert.equal((await seen(next.client, short, shortId)).offset, from[short].offset + 1);
+
+  assert.deepEqual(await roomsOf(next.client), [long, short].sort(), 'both rooms back');
+  const live = await say(bob, long, 'live again');
+  await seen(next.client, long, live);
+  assert.deepEqual(roomEvents(next.client, long).map((e) => e.data.offset), [lastOffset + 1], 'nothing of the gap replayed, live from the next offset');
+}
+
+/** Missed messages older than history.ttl (1 s on the node at `url`): `gap_too_large`. */
+async function gapByAge(url, jwt) {
+  const room = roomName('aged');
+  const { client: alice, recovery } = await open(url, jwt.alice);
+  const bob = await first(url, jwt.bob);
+  await join(alice, room);
+  await join(bob, room);
+  await seen(alice, room, await say(bob, room, 'seen'));
+  const from = positions(alice, [room]);
+  await dropTransport(alice);
+  const old = await seen(bob, room, await say(bob, room, 'missed, then expired'));
+  // The room never falls silent (its history stays), but the first missed message ages out.
+  let fresh;
+  for (let i = 0; i < 7; i++) {
+    await delay(400);
+    fresh = await seen(bob, room, await say(bob, room, `missed ${i}`));
+  }
+  assert.equal(fresh.epoch, old.epoch, 'a room that kept talking keeps its epoch');
+
+  const { client: back, recovery: r } = await open(url, jwt.alice, { recover: { token: recovery.token, rooms: from } });
+  assert.deepEqual([r.recovered, r.reason], [false, undefined], JSON.stringify(r));
+  assert.deepEqual({ ...r.rooms[room], replayed: undefined },
+    { recovered: false, reason: 'gap_too_large', epoch: from[room].epoch, offset: fresh.offset, replayed: undefined });
+  await delay(100);
+  assert.deepEqual(roomEvents(back, room), [], 'nothing replayed over a gap');
+  const h = await back.ack('history', { room });
+  const kept = h.messages?.map((m) => m.data.offset) ?? [];
+  assert.ok(kept.length > 0 && kept[0] > old.offset + 1 && kept.at(-1) === fresh.offset, `only the young messages are kept: ${JSON.stringify(kept)} (oldest missed ${old.offset}, last ${fresh.offset})`);
+  assert.deepEqual(await roomsOf(back), [room]);
+}
+
 // ---------------------------------------------------------------------------------------
 
 describe('room history and recovery on a cluster of three nodes', { timeout: 150000 }, () => {
@@ -513,36 +580,7 @@ describe('room history and recovery on a cluster of three nodes', { timeout: 150
   });
 
   it('says gap_too_large when the history no longer covers the gap, and still gives the rooms back', async () => {
-    const [a, b] = nodes;
-    const [long, short] = [roomName('gap'), roomName('nogap')];
-    const { client: alice, recovery } = await open(a.url, jwt.alice);
-    const bob = await first(b.url, jwt.bob);
-    for (const r of [long, short]) {
-      await join(alice, r);
-      await join(bob, r);
-    }
-    await seen(alice, long, await say(bob, long, 'seen'));
-    const from = positions(alice, [long, short]);
-    await dropTransport(alice);
-    let last;
-    for (let i = 0; i < HISTORY_SIZE + 5; i++) last = await say(bob, long, `flood ${i}`);
-    const lastOffset = (await seen(bob, long, last)).offset;
-    const shortId = await say(bob, short, 'one missed');
-
-    const next = await open(a.url, jwt.alice, { recover: { token: recovery.token, rooms: from } });
-    const r = next.recovery;
-    assert.equal(r.recovered, false, `not every room recovered: ${JSON.stringify(r)}`);
-    assert.equal(r.reason, undefined, 'the credential was accepted: no top-level reason');
-    assert.deepEqual({ ...r.rooms[long], replayed: undefined },
-      { recovered: false, reason: 'gap_too_large', epoch: from[long].epoch, offset: lastOffset, replayed: undefined });
-    assert.equal(r.rooms[short].recovered, true, `the other room recovers: ${JSON.stringify(r.rooms[short])}`);
-    assert.equal(r.rooms[short].replayed, 1);
-    assert.equal((await seen(next.client, short, shortId)).offset, from[short].offset + 1);
-
-    assert.deepEqual(await roomsOf(next.client), [long, short].sort(), 'both rooms back');
-    const live = await say(bob, long, 'live again');
-    await seen(next.client, long, live);
-    assert.deepEqual(roomEvents(next.client, long).map((e) => e.data.offset), [lastOffset + 1], 'nothing of the gap replayed, live from the next offset');
+    await gapBySize([nodes[0].url, nodes[1].url], jwt, HISTORY_SIZE);
   });
 
   it('collapses missed invalidations into one marker after the missed messages', async () => {
@@ -966,33 +1004,7 @@ describe('history age (sqlite)', { timeout: 60000 }, () => {
   });
 
   it('says gap_too_large once the missed messages outlived history.ttl', async () => {
-    const room = roomName('aged');
-    const { client: alice, recovery } = await open(node.url, jwt.alice);
-    const bob = await first(node.url, jwt.bob);
-    await join(alice, room);
-    await join(bob, room);
-    await seen(alice, room, await say(bob, room, 'seen'));
-    const from = positions(alice, [room]);
-    await dropTransport(alice);
-    const old = await seen(bob, room, await say(bob, room, 'missed, then expired'));
-    // The room never falls silent (its history stays), but the first missed message ages out.
-    let fresh;
-    for (let i = 0; i < 7; i++) {
-      await delay(400);
-      fresh = await seen(bob, room, await say(bob, room, `missed ${i}`));
-    }
-    assert.equal(fresh.epoch, old.epoch, 'a room that kept talking keeps its epoch');
-
-    const { client: back, recovery: r } = await open(node.url, jwt.alice, { recover: { token: recovery.token, rooms: from } });
-    assert.deepEqual([r.recovered, r.reason], [false, undefined], JSON.stringify(r));
-    assert.deepEqual({ ...r.rooms[room], replayed: undefined },
-      { recovered: false, reason: 'gap_too_large', epoch: from[room].epoch, offset: fresh.offset, replayed: undefined });
-    await delay(100);
-    assert.deepEqual(roomEvents(back, room), [], 'nothing replayed over a gap');
-    const h = await back.ack('history', { room });
-    const kept = h.messages?.map((m) => m.data.offset) ?? [];
-    assert.ok(kept.length > 0 && kept[0] > old.offset + 1 && kept.at(-1) === fresh.offset, `only the young messages are kept: ${JSON.stringify(kept)} (oldest missed ${old.offset}, last ${fresh.offset})`);
-    assert.deepEqual(await roomsOf(back), [room]);
+    await gapByAge(node.url, jwt);
   });
 });
 
@@ -1114,5 +1126,24 @@ describe('recovery on a single node without Redis (sqlite)', { timeout: 60000 },
     assert.deepEqual(await offsets({ limit: 100 }), range(21, 120));
     assert.deepEqual(await offsets({ limit: 100, before: 21 }), range(1, 20));
     assert.deepEqual(await offsets({ after: 0 }), range(1, 50));
+  });
+
+  it('keeps each room in offset order under concurrent senders (in-process history)', async () => {
+    await concurrentSenders([node, node, node], jwt);
+  });
+
+  it('hands over from replay to live without a gap or duplicate, five reconnects in a row under load (in-process history)', async () => {
+    await reconnectsUnderLoad([node], jwt);
+  });
+
+  it('says gap_too_large past history.size and history.ttl (in-process history)', async () => {
+    const small = await startNode({ db, env: { ROOMCAST_HISTORY_SIZE: '5' } });
+    const young = await startNode({ db, env: { ROOMCAST_HISTORY_TTL: '1s' } });
+    try {
+      await gapBySize([small.url], jwt, 5);
+      await gapByAge(young.url, jwt);
+    } finally {
+      await Promise.all([small.stop(), young.stop()]);
+    }
   });
 });
