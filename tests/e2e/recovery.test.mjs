@@ -954,7 +954,7 @@ describe('recovery across a Redis outage and restart (sqlite)', { timeout: 90000
     });
   });
 
-  it('says epoch_changed when Redis came back empty, and gives the room back', async () => {
+  it('says epoch_changed when Redis came back empty, gives the room back, and every member keeps receiving', async () => {
     const [a, b] = nodes;
     const room = roomName('epoch');
     const { client: alice, recovery } = await open(a.url, jwt.alice);
@@ -962,6 +962,7 @@ describe('recovery across a Redis outage and restart (sqlite)', { timeout: 90000
     const carol = await first(a.url, jwt.carol);
     for (const client of [alice, bob, carol]) await join(client, room);
     await seen(alice, room, await say(bob, room, 'before'));
+    await seen(alice, room, await say(carol, room, 'before'));
     const from = positions(alice, [room]);
     await dropTransport(alice);
 
@@ -969,7 +970,7 @@ describe('recovery across a Redis outage and restart (sqlite)', { timeout: 90000
     await delay(300);
     redis = await startRedis({ port: redis.port });
     await untilDelivered(bob, carol, room, 'the cluster back on the new Redis', 15000);
-    const last = await seen(bob, room, await say(bob, room, 'on the new Redis'));
+    const last = await seen(carol, room, await say(carol, room, 'on the new Redis'));
     assert.notEqual(last.epoch, from[room].epoch, `a new epoch after the history was lost: ${JSON.stringify(last)}`);
 
     const { client: back, recovery: r } = await open(b.url, jwt.alice, { recover: { token: recovery.token, rooms: from } });
@@ -977,10 +978,21 @@ describe('recovery across a Redis outage and restart (sqlite)', { timeout: 90000
     assert.equal(r.reason, undefined, 'the credential was accepted');
     assert.deepEqual({ ...r.rooms[room], replayed: undefined }, { recovered: false, reason: 'epoch_changed', epoch: last.epoch, offset: last.offset, replayed: undefined });
     assert.deepEqual(await roomsOf(back), [room]);
-    const live = await say(bob, room, 'after');
-    const got = await seen(back, room, live);
-    assert.deepEqual([got.epoch, got.offset], [last.epoch, last.offset + 1]);
-    assert.deepEqual(roomEvents(back, room).map((e) => e.data.id), [live], 'nothing of the lost history replayed');
+
+    // Every member, on either node, gets what either sender sends in the new epoch, in order.
+    const sent = [await say(bob, room, 'after from bob'), await say(carol, room, 'after from carol')];
+    const members = { bob, carol, alice: back };
+    const got = async (client) => {
+      const ok = await waitUntil(() => sent.every((id) => roomEvents(client, room).some((e) => e.data.id === id)), 'both', 3000).then(() => true, () => false);
+      const fresh = roomEvents(client, room).filter((e) => e.data.epoch === last.epoch).map((e) => e.data.offset);
+      return { both: ok, increasingByOne: fresh.every((o, i) => i === 0 || o === fresh[i - 1] + 1) };
+    };
+    const seenBy = {};
+    for (const [name, client] of Object.entries(members)) seenBy[name] = await got(client);
+    const fine = { both: true, increasingByOne: true };
+    assert.deepEqual(seenBy, { bob: fine, carol: fine, alice: fine }, 'live delivery after the epoch change');
+    const first0 = roomEvents(back, room)[0]?.data;
+    assert.deepEqual([first0?.epoch, first0?.offset], [last.epoch, last.offset + 1], 'nothing of the lost history replayed');
   });
 });
 
