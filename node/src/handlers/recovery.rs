@@ -217,6 +217,14 @@ pub async fn complete<A: Adapter>(s: SocketRef<A>, State(app): State<AppState>) 
     if let Some(refusal) = pending.refusal {
         event["reason"] = refusal.as_str().into();
     }
+    if pending.asked {
+        let result = match (pending.refusal, all) {
+            (Some(_), _) => "refused",
+            (None, true) => "recovered",
+            (None, false) => "partial",
+        };
+        app.metrics.recoveries.with_label_values(&[result]).inc();
+    }
     super::reply::emit(&s, &app, "recovery", &event);
     for replay in settled.iter().filter_map(|(_, o)| o.replay.as_ref()) {
         replay.send(&s, &feed, &app.metrics);

@@ -8,6 +8,8 @@
 //! (`<offset> <epoch> <stored_ms> <tag> <skip> <room length> <room><json>`, `skip` the
 //! socket not to send it to live, or `-`), on a channel Node.js peers never subscribe.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fred::prelude::{
@@ -75,11 +77,50 @@ end
 return out
 ";
 
+/// Whether both connections are usable: false from a connection error until the
+/// client has reconnected. fred itself would queue a command until Redis is back.
+#[derive(Default)]
+struct Link {
+    client: AtomicBool,
+    subscriber: AtomicBool,
+}
+
+impl Link {
+    fn up(&self) -> bool {
+        self.client.load(Ordering::Acquire) && self.subscriber.load(Ordering::Acquire)
+    }
+}
+
+/// Marks `flag` down on each connection error of `client` and up on each reconnection.
+async fn watch(client: Client, link: Arc<Link>, subscriber: bool) {
+    let flag = |link: &Link, up: bool| {
+        let flag = if subscriber { &link.subscriber } else { &link.client };
+        flag.store(up, Ordering::Release);
+    };
+    let mut errors = client.error_rx();
+    let mut reconnects = client.reconnect_rx();
+    loop {
+        tokio::select! {
+            error = errors.recv() => match error {
+                Ok(_) => flag(&link, false),
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            },
+            reconnect = reconnects.recv() => match reconnect {
+                Ok(_) => flag(&link, true),
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
 /// The cluster store; cheap to clone.
 #[derive(Clone)]
 pub struct RedisStore {
     client: Client,
     subscriber: Client,
+    link: Arc<Link>,
     config: HistoryConfig,
     prefix: String,
     channel: String,
@@ -134,12 +175,18 @@ impl RedisStore {
         let channel = format!("{}:history:feed", settings.key);
         // Listen before subscribing, so nothing is missed.
         tokio::spawn(listen(subscriber.clone(), channel.clone(), feed, metrics));
+        let link = Arc::new(Link::default());
+        tokio::spawn(watch(client.clone(), link.clone(), false));
+        tokio::spawn(watch(subscriber.clone(), link.clone(), true));
         client.init().await?;
         subscriber.init().await?;
         subscriber.subscribe(channel.as_str()).await?;
+        link.client.store(true, Ordering::Release);
+        link.subscriber.store(true, Ordering::Release);
         Ok(Self {
             client,
             subscriber,
+            link,
             config,
             prefix: format!("{}:history:", settings.key),
             channel,
@@ -151,6 +198,12 @@ impl RedisStore {
                 ..Default::default()
             },
         })
+    }
+
+    /// Fails at once while either connection is down (the subscriber notices a lost
+    /// Redis first): a send must not wait on history, it is then delivered unstored.
+    fn connected(&self) -> Result<&Client, HistoryError> {
+        if self.link.up() { Ok(&self.client) } else { Err(HistoryError::Unavailable) }
     }
 
     fn keys(&self, room: &str) -> Vec<String> {
@@ -181,8 +234,11 @@ impl RedisStore {
             self.channel.clone(),
             format!("{} {} {room}", skip.unwrap_or("-"), room.len()),
         ];
-        let reply: RedisValue =
-            self.client.with_options(&self.options).eval(APPEND, self.keys(room), args).await?;
+        let reply: RedisValue = self
+            .connected()?
+            .with_options(&self.options)
+            .eval(APPEND, self.keys(room), args)
+            .await?;
         let RedisValue::Array(items) = reply else { return Err(HistoryError::Reply("append")) };
         match &items[..] {
             [offset, epoch] => Ok(Position {
@@ -208,7 +264,7 @@ impl RedisStore {
             count.to_string(),
         ];
         let reply: RedisValue =
-            self.client.with_options(&self.options).eval(READ, self.keys(room), args).await?;
+            self.connected()?.with_options(&self.options).eval(READ, self.keys(room), args).await?;
         let RedisValue::Array(items) = reply else { return Err(HistoryError::Reply("read")) };
         let [epoch, top, entries @ ..] = &items[..] else {
             return Err(HistoryError::Reply("read"));
