@@ -924,12 +924,13 @@ describe('recovery across a Redis outage and restart (sqlite)', { timeout: 90000
     let observed;
     try {
       await delay(300);
-      // Asked together, so that a failure shows every answer (each wait is bounded).
-      const [history, recovered, sent] = await Promise.allSettled([
+      // Every answer is collected (each wait is bounded), so that a failure shows them all.
+      const [history, recovered] = await Promise.allSettled([
         carol.ack('history', { room }),
         open(a.url, jwt.alice, { recover: { token: recovery.token, rooms: from } }),
-        carol.ack('sendMessage', { room, message: 'same node, Redis away' }),
       ]);
+      // Sent once the recovered socket is back in the room.
+      const [sent] = await Promise.allSettled([carol.ack('sendMessage', { room, message: 'same node, Redis away' })]);
       const back = recovered.value?.client;
       const localId = sent.value?.id;
       observed = {
