@@ -60,16 +60,32 @@ class Member:
     their offsets.
     """
 
-    def __init__(self, url, login, recover=None):
+    def __init__(self, url, login, recover=None, reconnect=False):
         self.events = []
         self.changed = threading.Condition()
-        self.sio = socketio.Client(reconnection=False)
+        self.login = login
+        self.sio = socketio.Client(reconnection=reconnect, reconnection_delay=0.5, reconnection_delay_max=1)
         for name in ("recovery", "incomingMessage", "ds invalidate", "error"):
             self.sio.on(name, self._recorder(name))
         auth = {"login": login, "password": f"{login}-pw"}
         if recover is not None:
             auth["recover"] = recover
-        self.sio.connect(url, auth=auth, transports=["websocket"], wait_timeout=WAIT)
+        # A reconnecting client computes its credentials on each connect, as docs/recovery.md shows.
+        self.sio.connect(url, auth=self.auth if reconnect else auth, transports=["websocket"], wait_timeout=WAIT)
+
+    def auth(self):
+        """Login, plus the last recovery token and the furthest offset seen per room."""
+        creds = {"login": self.login, "password": f"{self.login}-pw"}
+        with self.changed:
+            recoveries = self.named("recovery")
+            if recoveries:
+                rooms = {}
+                for message in self.named("incomingMessage"):
+                    known = rooms.get(message["room"])
+                    if known is None or message["offset"] > known["offset"]:
+                        rooms[message["room"]] = {"offset": message["offset"], "epoch": message["epoch"]}
+                creds["recover"] = {"token": recoveries[-1]["token"], "rooms": rooms}
+        return creds
 
     def _recorder(self, name):
         def record(data=None):
@@ -146,6 +162,36 @@ def test_recovers_the_missed_messages_after_a_drop(node):
             assert rooms["result"] == {"rooms": [room]}
         finally:
             back.sio.disconnect()
+    finally:
+        alice.sio.disconnect()
+        bob.sio.disconnect()
+
+
+def test_reconnects_by_itself_and_recovers(node):
+    """The documented python-socketio way: `auth` as a callable, automatic reconnection."""
+    room = f"py-{uuid.uuid4().hex[:8]}"
+    alice, bob = Member(node, "alice", reconnect=True), Member(node, "bob")
+    try:
+        assert alice.call("join room", room)["ok"] is True
+        assert bob.call("join room", room)["ok"] is True
+        for i in range(2):
+            bob.say(room, f"seen {i}")
+        seen = alice.received("incomingMessage", 2)
+
+        alice.sio.eio.ws.sock.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + WAIT
+        while alice.sio.connected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for i in range(3):
+            bob.say(room, f"missed {i}")
+
+        # python-socketio reconnects by itself and asks for the recovery.
+        recovery = alice.received("recovery", 2)[1]
+        assert recovery["recovered"] is True, recovery
+        assert recovery["rooms"][room]["replayed"] == 3, recovery
+        sent = bob.received("incomingMessage", 5)
+        assert alice.received("incomingMessage", 5) == sent, "exactly the missed messages, each once"
+        assert [m["offset"] for m in seen] == [1, 2]
     finally:
         alice.sio.disconnect()
         bob.sio.disconnect()
