@@ -63,8 +63,8 @@ export function recoverable(socket) {
     const [event, data] = packet.data ?? [];
     if (event === 'recovery') onRecovery(data);
     else if (hasPosition(data) && typeof data.room === 'string') {
-      // The one `ds invalidate {missed}` after a replay carries the last missed
-      // invalidation's offset, which may be below the replayed messages': always passed on.
+      // The one `ds invalidate {missed}` after a replay carries the room's position, the
+      // offset of the last replayed message too: always passed on.
       if (!advance(data.room, data) && !('missed' in data)) return;
     }
     return onevent.call(this, packet);

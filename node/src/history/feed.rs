@@ -238,7 +238,7 @@ impl Replay {
     /// Returns how many events were sent.
     pub fn send<A: Adapter>(&self, socket: &SocketRef<A>, feed: &Feed, metrics: &Metrics) -> usize {
         let mut sent = 0;
-        let mut missed_invalidations = Vec::new();
+        let mut missed_invalidations = 0_usize;
         for record in &self.records {
             match record.kind {
                 super::Kind::Message => {
@@ -252,14 +252,17 @@ impl Replay {
                     );
                     sent += 1;
                 }
-                super::Kind::Invalidate => missed_invalidations.push(record.offset),
+                super::Kind::Invalidate => missed_invalidations += 1,
             }
         }
-        if let Some(last) = missed_invalidations.last() {
+        // The marker comes last and carries the room's position after the replay, so
+        // offsets never go back for a client that tracks them.
+        let position = self.records.last().map_or(0, |r| r.offset);
+        if missed_invalidations > 0 {
             let marker = serde_json::json!({
                 "room": self.room,
-                "missed": missed_invalidations.len(),
-                "offset": last,
+                "missed": missed_invalidations,
+                "offset": position,
                 "epoch": self.epoch,
             });
             let event = super::Kind::Invalidate.event();
