@@ -1,11 +1,7 @@
 """Connection recovery with python-socketio: a client whose connection dropped comes back
 with `auth.recover` and gets its rooms and exactly the messages it missed."""
 
-import json
-import os
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -13,7 +9,7 @@ import uuid
 import pytest
 import socketio
 
-from conftest import BIN
+from conftest import running_node
 
 WAIT = 5
 USERS = ("alice", "bob")
@@ -22,34 +18,8 @@ USERS = ("alice", "bob")
 @pytest.fixture
 def node():
     """A single node without Redis on a fresh SQLite file, with users alice and bob."""
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_") and k != "REDIS_URL"}
-        env.update(
-            DATABASE_URL=f"sqlite://{tmp}/roomcast.db",
-            ROOMCAST_LISTEN="127.0.0.1:0",
-            ROOMCAST_LOG_FORMAT="json",
-        )
-        proc = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 20
-            url = None
-            while url is None and time.monotonic() < deadline:
-                line = proc.stdout.readline()
-                if not line:
-                    raise RuntimeError("roomcast exited before listening")
-                record = json.loads(line) if line.startswith("{") else {}
-                if record.get("message") == "listening":
-                    url = "http://" + record["addr"]
-            assert url, "roomcast did not listen within 20 s"
-            for user in USERS:
-                subprocess.run(
-                    [BIN, "user", "add", user, "--password", f"{user}-pw"],
-                    env=env, check=True, capture_output=True, timeout=30,
-                )
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    with running_node(USERS) as url:
+        yield url
 
 
 class Member:

@@ -345,7 +345,7 @@ async fn history<A: Adapter>(
         };
         let limit = match number("limit")? {
             None => 50,
-            Some(n @ 1..=100) => n as usize,
+            Some(n) if (1..=HISTORY_PAGE_MAX as u64).contains(&n) => n as usize,
             Some(_) => {
                 let message = format!("limit must be 1 to {HISTORY_PAGE_MAX}");
                 return Err(ClientError::new(Code::BadPayload, message));
