@@ -188,7 +188,7 @@ async fn invalidate<A: Adapter>(
         })?;
         let room = member_room(&s, data.get("room"))?.to_owned();
         count_out(&s, &app, "ds invalidate");
-        if store(&s, &app, &room, Kind::Invalidate, &data).await {
+        if store(&s, &app, &room, Kind::Invalidate, &data).await.is_some() {
             return Ok(Map::new());
         }
         let sent = s.to(room).emit("ds invalidate", &data).await;
@@ -236,7 +236,11 @@ async fn send_message<A: Adapter>(
             "ts": chrono::Utc::now().timestamp_millis(),
         });
         count_out(&s, &app, "incomingMessage");
-        let mut reply = if store(&s, &app, &room, Kind::Message, &out).await {
+        let mut reply = if let Some(position) = store(&s, &app, &room, Kind::Message, &out).await {
+            // As with a broadcast, the sender has its own copy before the ack.
+            if let Some(feed) = feed::of(&s) {
+                feed.reached(&room, &position, OWN_COPY_WAIT).await;
+            }
             Map::new()
         } else {
             let sent = s.within(room).emit("incomingMessage", &out).await;
@@ -268,17 +272,20 @@ async fn start_position<A: Adapter>(s: &Socket<A>, app: &AppState, room: &str) -
     }
 }
 
+/// The longest a `sendMessage` ack waits for the sender's own copy.
+const OWN_COPY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Stores a room event in the room's history, which delivers it to every member on
-/// every node. False when the room keeps none or the store failed: the caller then
-/// broadcasts it as before, unstored.
+/// every node; its position. None when the room keeps none or the store failed: the
+/// caller then broadcasts it as before, unstored.
 async fn store<A: Adapter>(
     s: &Socket<A>,
     app: &AppState,
     room: &str,
     kind: Kind,
     data: &Value,
-) -> bool {
-    let Some(history) = app.history_of(room) else { return false };
+) -> Option<Position> {
+    let history = app.history_of(room)?;
     let origin = (kind == Kind::Invalidate).then(|| s.id.to_string());
     match history.append(room, kind, data, origin).await {
         Ok(position) => {
@@ -299,12 +306,12 @@ async fn store<A: Adapter>(
                     tracing::warn!(error = %e, room, "room event not sent to Node.js servers");
                 }
             }
-            true
+            Some(position)
         }
         Err(e) => {
             app.metrics.errors.with_label_values(&["redis"]).inc();
             tracing::warn!(error = %e, room, "room event not stored; sent without history");
-            false
+            None
         }
     }
 }

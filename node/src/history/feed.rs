@@ -12,14 +12,16 @@
 //!   through the same rules once the replay is out ([`Feed::release`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use serde_json::Value;
 use serde_json::value::RawValue;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::{Delivery, History, Position, Range, Record};
 use crate::handlers::reply::{Packet, check_sent};
@@ -37,7 +39,12 @@ struct State {
 
 /// One socket's delivery state, kept in its extensions.
 #[derive(Debug, Default)]
-pub struct Feed(Mutex<State>);
+pub struct Feed {
+    state: Mutex<State>,
+    /// Wakes [`Feed::reached`] when a cursor moves, while someone waits there.
+    moved: Notify,
+    waiting: AtomicUsize,
+}
 
 /// What became of an event offered to one socket.
 enum Offer {
@@ -52,11 +59,12 @@ impl Feed {
     /// A feed that holds live events until [`Feed::release`]: for a socket whose missed
     /// events are about to be replayed.
     pub fn held() -> Self {
-        Self(Mutex::new(State { cursors: HashMap::new(), held: Some(Vec::new()) }))
+        let state = State { cursors: HashMap::new(), held: Some(Vec::new()) };
+        Self { state: Mutex::new(state), ..Self::default() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Starts `room` at `position` unless the socket was already sent something newer
@@ -71,6 +79,29 @@ impl Feed {
                 state.cursors.insert(room.to_owned(), position.clone());
             }
         }
+    }
+
+    /// Waits (at most `limit`) until the socket was offered the event at `position` of
+    /// `room`: the sender of a message gets its own copy before the ack, as with a
+    /// Socket.IO broadcast.
+    pub async fn reached(&self, room: &str, position: &Position, limit: Duration) {
+        let past = |state: &State| {
+            state
+                .cursors
+                .get(room)
+                .is_none_or(|c| c.epoch != position.epoch || c.offset >= position.offset)
+        };
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let moved = self.moved.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
+            if past(&self.lock()) || tokio::time::timeout_at(deadline, moved).await.is_err() {
+                break;
+            }
+        }
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Forgets a room the socket left.
@@ -116,6 +147,9 @@ impl Feed {
         state
             .cursors
             .insert(d.room.clone(), Position { epoch: d.epoch.clone(), offset: d.record.offset });
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            self.moved.notify_waiters();
+        }
         // The sender of an invalidation is not sent its own; its cursor still moves, so
         // the event is not taken for a gap later.
         if d.skip.as_deref() != Some(socket.id.as_str()) {
@@ -200,19 +234,70 @@ async fn deliver<A: Adapter>(
 }
 
 /// Takes the feed until it closes (shutdown), offering each event to the local members
-/// of its room on `/`.
+/// of its room on `/`. The members are split into lanes by socket id, one task each, so
+/// a big room's fan-out uses every core while each socket still gets its events in
+/// order (one lane serves it, in feed order).
 pub async fn run<A: Adapter>(
     io: SocketIo<A>,
     history: History,
     mut feed: mpsc::UnboundedReceiver<Delivery>,
     metrics: Metrics,
 ) {
+    let count = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, MAX_LANES);
+    let lanes: Vec<_> = (0..count)
+        .map(|lane| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let worker =
+                Lane { io: io.clone(), history: history.clone(), metrics: metrics.clone() };
+            tokio::spawn(worker.run(rx, lane, count));
+            tx
+        })
+        .collect();
     while let Some(d) = feed.recv().await {
-        let sockets = io.within(d.room.clone()).sockets();
-        if !sockets.is_empty() {
-            deliver(&sockets, &history, &d, true, &metrics).await;
+        let d = Arc::new(d);
+        for lane in &lanes {
+            // A lane ends only with the node.
+            let _ = lane.send(d.clone());
         }
     }
+}
+
+/// Most fan-out tasks per node.
+const MAX_LANES: usize = 8;
+
+/// One fan-out task and what it needs.
+struct Lane<A: Adapter> {
+    io: SocketIo<A>,
+    history: History,
+    metrics: Metrics,
+}
+
+impl<A: Adapter> Lane<A> {
+    async fn run(
+        self,
+        mut feed: mpsc::UnboundedReceiver<Arc<Delivery>>,
+        lane: usize,
+        count: usize,
+    ) {
+        while let Some(d) = feed.recv().await {
+            let sockets: Vec<SocketRef<A>> = self
+                .io
+                .within(d.room.clone())
+                .sockets()
+                .into_iter()
+                .filter(|s| lane_of(s.id.as_str(), count) == lane)
+                .collect();
+            if !sockets.is_empty() {
+                deliver(&sockets, &self.history, &d, true, &self.metrics).await;
+            }
+        }
+    }
+}
+
+/// The lane of a socket: a fixed function of its id.
+fn lane_of(sid: &str, count: usize) -> usize {
+    let hash = sid.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
+    hash % count
 }
 
 /// A replayed room: what to send, oldest first, and the position after it.
