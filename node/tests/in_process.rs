@@ -187,7 +187,13 @@ async fn room_messages_reach_members_and_rows_follow_the_socket() {
     let (alice, _) = app.client("alice", &[]).await;
     let (bob, mut bob_events) = app.client("bob", &["incomingMessage", "ds invalidate"]).await;
 
-    assert_eq!(ack(&alice, "join room", json!("team")).await, json!({"ok": true, "room": "team"}));
+    // A fresh room: nothing stored yet, at offset 0 of its epoch.
+    let joined = ack(&alice, "join room", json!("team")).await;
+    assert_eq!(
+        (&joined["ok"], &joined["room"], &joined["offset"]),
+        (&json!(true), &json!("team"), &json!(0))
+    );
+    assert!(joined["epoch"].is_string(), "{joined}");
     assert_eq!(ack(&bob, "join room", json!("team")).await["ok"], true);
     eventually(async || app.db.room_users("team").await.expect("presence") == ["alice", "bob"])
         .await;
@@ -200,12 +206,16 @@ async fn room_messages_reach_members_and_rows_follow_the_socket() {
     assert_eq!(message["message"], "hello");
     assert_eq!(message["id"], sent["id"]);
     assert!(message["ts"].is_i64());
+    assert_eq!((&message["offset"], &message["epoch"]), (&json!(1), &joined["epoch"]));
 
     ack(&alice, "invalidate", json!({"room": "team", "ds": "tasks"})).await;
     let (event, payload) = next(&mut bob_events).await;
     assert_eq!(
         (event.as_str(), payload),
-        ("ds invalidate", json!({"room": "team", "ds": "tasks"}))
+        (
+            "ds invalidate",
+            json!({"room": "team", "ds": "tasks", "offset": 2, "epoch": joined["epoch"]})
+        )
     );
 
     // A refused message changes nothing: bob sees no event for it.
