@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -431,6 +432,10 @@ def bench_system(args, procs, system, binary, gen, token, redis_url, db_url, pg)
             timeout=900)
     if "fanout" in args.only:
         fanout(args, c, system, gen, token, res)
+    if "storm" in args.only:
+        storm(args, c, system, gen, token, res)
+    if system == "roomcast" and "history" in args.only:
+        history_cost(args, c, gen, token, res)
     c.stop()
     res["node_warnings"] = c.warnings
     return res
@@ -455,6 +460,92 @@ def fanout(args, c, system, gen, token, res):
     res["fanout_throughput"] = {
         "sustained": max(full, key=lambda r: r["deliveries_per_s"]) if full else None,
         "peak": max(res["fanout_sweep"], key=lambda r: r["deliveries_per_s"]),
+    }
+
+
+def storm(args, c, system, gen, token, res):
+    """Reconnect storm: members in rooms get a steady flow of messages; node 0 is killed
+    with SIGKILL; its members reconnect to nodes 1 and 2 (Roomcast: with `auth.recover`;
+    Node: joining their room again) and every delivery is checked against the senders'
+    acks. The generator's own CPU time says whether it kept up."""
+    nodes = c.start()
+    mode = ["storm", "--members", str(args.storm_members), "--rooms", str(args.storm_rooms),
+            "--rate", str(args.storm_rate), "--duration", str(args.storm_duration), "--drain", "5",
+            "--kill-target", "0", "--reconnect-delay", str(args.storm_reconnect_delay), "--room-prefix", "bench-storm"]
+    if system == "roomcast":
+        mode.append("--recover")
+    log(f"{system}: reconnect storm, {args.storm_members} members in {args.storm_rooms} rooms, "
+        f"{args.storm_rate} msg/s, node 0 killed after {args.storm_kill_after} s")
+    cpu_before = [n.cpu_s() for n in nodes]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    g = Generator(c.procs, gen, token, nodes, mode, 16)
+    if not g.ready.wait(timeout=600):
+        sys.exit("storm: the members did not join within 600 s")
+    time.sleep(args.storm_kill_after)
+    nodes[0].proc.kill()
+    result = g.result(timeout=args.storm_duration + 300)
+    # Only the generator ended (and was waited for) since `children` was read.
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["generator_cpu_s"] = round(after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime, 2)
+    nodes[0].proc.wait()
+    result["server_cpu_s"] = [round(n.cpu_s() - b, 2) for n, b in zip(nodes[1:], cpu_before[1:])]
+    result["kill_after_s"] = args.storm_kill_after
+    result["loadavg_after"] = loadavg()
+    # A killed node leaves its session rows behind (Roomcast's other nodes sweep them
+    # after `node.dead_after`, the Node peer never): removed so the next step starts clean.
+    c.pg.rows(c.db_url, f"DELETE FROM express_sessions WHERE sid LIKE 'roomcast:%' AND sess::jsonb->>'node' = '{system}-0'")
+    res["storm"] = result
+
+
+def redis_cli(redis_url, *cmd):
+    port = redis_url.rsplit(":", 1)[1]
+    return out(["redis-cli", "-p", port, *cmd])
+
+
+def used_memory(redis_url):
+    info = redis_cli(redis_url, "INFO", "memory")
+    return int(next(line.split(":", 1)[1] for line in info.splitlines() if line.startswith("used_memory:")))
+
+
+def history_cost(args, c, gen, token, res):
+    """Roomcast with `history.enabled` on and off: the fan-out step at the given rates on
+    fresh nodes each time; then Redis memory before and after messages across rooms."""
+    steps = []
+    for enabled in ("true", "false"):
+        for rate in args.history_fanout_rates:
+            nodes = c.start(lambda i, e=enabled: {"ROOMCAST_HISTORY_ENABLED": e})
+            log(f"roomcast: fan-out at {rate} msg/s with history.enabled={enabled}")
+            step = run_gen(c.procs, gen, token, nodes, [
+                "fanout", "--members", str(args.fanout_members), "--senders", "3", "--rate", str(rate),
+                "--duration", str(args.duration), "--drain", "5", "--room", f"bench-hist-{enabled}-{rate}"], timeout=900)
+            step["history"] = enabled == "true"
+            steps.append(step)
+    nodes = c.start()
+    rooms, total = args.history_rooms, args.history_messages
+    log(f"roomcast: Redis memory for {total} messages in {rooms} rooms")
+    time.sleep(1)
+    before = used_memory(c.redis_url)
+    mem = run_gen(c.procs, gen, token, nodes, [
+        "storm", "--members", str(rooms), "--rooms", str(rooms), "--rate", str(args.history_rate),
+        "--duration", str(total / args.history_rate), "--drain", "2", "--room-prefix", "bench-mem"], timeout=900)
+    time.sleep(1)
+    after = used_memory(c.redis_url)
+    keys = [k for k in redis_cli(c.redis_url, "--scan", "--pattern", "*history:bench-mem-*").split() if k]
+    logs = [k for k in keys if k.endswith(":log")]
+    key_bytes = sum(int(redis_cli(c.redis_url, "MEMORY", "USAGE", k, "SAMPLES", "0") or 0) for k in keys)
+    stored = sum(int(redis_cli(c.redis_url, "XLEN", k) or 0) for k in logs)
+    entry = redis_cli(c.redis_url, "XRANGE", logs[0], "-", "+", "COUNT", "1").splitlines() if logs else []
+    # XRANGE prints the id, then field, value pairs: the stored event is the value of `d`.
+    data = next((entry[i + 1] for i in range(len(entry) - 1) if entry[i] == "d"), "")
+    res["history_cost"] = {
+        "fanout": steps,
+        "memory": {
+            "rooms": rooms, "messages_acked": mem["messages_acked"], "stored": stored, "keys": len(keys),
+            "used_memory_before": before, "used_memory_after": after,
+            "bytes_per_message": (after - before) / stored if stored else None,
+            "key_bytes": key_bytes, "key_bytes_per_message": key_bytes / stored if stored else None,
+            "event_bytes": len(data.encode()), "generator": mem,
+        },
     }
 
 
@@ -651,7 +742,119 @@ step follows the idle step on the same nodes):
   protocol, `docs/workers.md`).
 - Handshakes: loops of TCP connect, WebSocket upgrade, Engine.IO open, CONNECT with
   the token, CONNECT reply, close.
-{sharded_section()}"""
+{history_section(args, results, when, command) if "storm" in r else ""}{sharded_section()}"""
+
+
+def history_section(args, results, when, command):
+    """The reconnect storm (both systems) and the cost of history (Roomcast)."""
+    r, n = results["roomcast"], results.get("node", {})
+    rs, ns = r.get("storm"), n.get("storm")
+    parts = [f"""## Room history and recovery
+
+Measured {when} by:
+
+```sh
+{command}
+```
+"""]
+    if rs and ns:
+        rows = []
+
+        def row(name, a, b, better, target=""):
+            rows.append(f"| {name} | {fmt(a)} | {fmt(b)} | {fmt(ratio(a, b), 2)} | {better} | {target} |")
+
+        def na(name, a, b, target=""):
+            rows.append(f"| {name} | {a} | {b} | | | {target} |")
+
+        lat = lambda x, k, p: x[k][p] if x[k]["count"] else None
+        row("members dropped by the kill (those of node 0)", rs["dropped_members"], ns["dropped_members"], "")
+        row("  back in their room before the end", rs["members_back"], ns["members_back"], "higher")
+        row("seconds from the first drop until every member was back in its room", rs["storm_s"], ns["storm_s"],
+            "lower")
+        row("  per member, drop → back in the room, p50 ms", lat(rs, "back_latency", "p50_ms"),
+            lat(ns, "back_latency", "p50_ms"), "lower")
+        row("  p99 ms", lat(rs, "back_latency", "p99_ms"), lat(ns, "back_latency", "p99_ms"), "lower")
+        row("messages acknowledged to the senders", rs["messages_acked"], ns["messages_acked"], "")
+        row("deliveries due (acknowledged messages × members of their room)", rs["expected_deliveries"],
+            ns["expected_deliveries"], "")
+        row("messages lost (due, never delivered)", rs["lost"], ns["lost"], "lower", "0")
+        row("  of which to the members that reconnected", rs["lost_by_dropped_members"],
+            ns["lost_by_dropped_members"], "lower")
+        row("duplicates (the same message twice to one member)", rs["duplicates"], ns["duplicates"], "lower", "0")
+        row("out of order (a message after a later one of its room)", rs["out_of_order"], ns["out_of_order"], "lower")
+        row("missed messages replayed on reconnect", rs["replayed_messages"], ns["replayed_messages"], "")
+        na("replay latency p50, ms (reconnect handshake → last missed message in)",
+           fmt(lat(rs, "replay_latency", "p50_ms")), "no replay")
+        na("  p99, ms", fmt(lat(rs, "replay_latency", "p99_ms")), "no replay")
+        row("live delivery latency p99, ms (every delivery not replayed)", lat(rs, "live_latency", "p99_ms"),
+            lat(ns, "live_latency", "p99_ms"), "lower")
+        row("server CPU s of the 2 surviving nodes over the step", sum(rs["server_cpu_s"]), sum(ns["server_cpu_s"]),
+            "lower")
+        row("generator CPU s over the step", rs["generator_cpu_s"], ns["generator_cpu_s"], "")
+        outcome = lambda x: ", ".join(f"{k} ×{v}" for k, v in sorted(x["outcomes"].items())) or "none"
+        errs = lambda x: ", ".join(f"{k} ×{v}" for k, v in sorted(x["session_errors"].items())) or "none"
+        parts.append(f"""### Reconnect storm
+
+{rs['members']:,} members in {rs['rooms']} rooms (one room each), spread evenly over 3 nodes, and one
+sender per room on nodes 1 and 2 sending numbered, timestamped `sendMessage`s,
+{fmt(rs['offered_rate'], 0)} messages/s in all, for {rs['duration_s']:g} s. {rs['kill_after_s']:g} s into the
+sending node 0 is killed with SIGKILL. Its members reconnect to nodes 1 and 2 with
+socket.io-client's default backoff (first attempt after 0.5–1.5 s, doubled per failure
+up to 5 s): on Roomcast with `auth.recover` (the credential of their last `recovery`
+event and the offset and epoch of the last message they got); on Node, as a Socket.IO
+client without recovery does, by joining their room again. Every member checks each
+delivery against the numbers the senders got acknowledged; deliveries count until
+5 s after the last send. Node's `connectionStateRecovery` is not in the comparison: it
+does not work with the Redis adapter, and a client that lost its node has nothing to
+recover from.
+
+| measure | Roomcast | Node | Roomcast / Node | better | target |
+| --- | ---: | ---: | ---: | --- | --- |
+{chr(10).join(rows)}
+
+Recovery outcomes: Roomcast: {outcome(rs)}; Node: {outcome(ns)}.
+Generator-side events (the dropped connections, reconnect attempts that hit the dead
+node): Roomcast: {errs(rs)}; Node: {errs(ns)}.
+""")
+    hc = r.get("history_cost")
+    if hc:
+        sweep = ["| offered msg/s | history | deliveries/s | delivered | p50 ms | p99 ms | server CPU µs per delivery |",
+                 "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+        for step in hc["fanout"]:
+            cpu = sum(step["server_cpu_s"]) * 1e6 / step["deliveries"] if step["deliveries"] else None
+            sweep.append(f"| {fmt(step['offered_rate'], 0)} | {'on' if step['history'] else 'off'} | "
+                         f"{fmt(step['deliveries_per_s'], 0)} | {step['delivery_ratio'] * 100:.1f} % | "
+                         f"{fmt(step['latency']['p50_ms'])} | {fmt(step['latency']['p99_ms'])} | {fmt(cpu)} |")
+        ratios = []
+        for on in [x for x in hc["fanout"] if x["history"]]:
+            off = next((x for x in hc["fanout"] if not x["history"] and x["offered_rate"] == on["offered_rate"]), None)
+            if off:
+                ratios.append(f"at {fmt(on['offered_rate'], 0)} msg/s, on / off: deliveries/s "
+                              f"{fmt(ratio(on['deliveries_per_s'], off['deliveries_per_s']), 2)}, p99 "
+                              f"{fmt(ratio(on['latency']['p99_ms'], off['latency']['p99_ms']), 2)}")
+        m = hc["memory"]
+        parts.append(f"""### The cost of history (Roomcast)
+
+Fan-out as in the table above ({args.fanout_members} members of one room over 3 nodes, 3 senders,
+{args.duration:g} s of sending, fresh nodes each row), with `history.enabled` on (every
+message stored in Redis and delivered through the history feed, with its offset) and off
+(a plain adapter broadcast):
+
+{chr(10).join(sweep)}
+
+{"; ".join(ratios)}.
+
+Redis memory per stored message: {m['stored']:,} messages stored in {m['rooms']} rooms (one member
+each, {fmt(m['generator']['offered_rate'], 0)} messages/s), `used_memory` from `INFO memory` before and after:
+{fmt(m['used_memory_after'] - m['used_memory_before'])} bytes more, **{fmt(m['bytes_per_message'], 0)} bytes per
+message**; the {m['keys']} history keys by `MEMORY USAGE`: {fmt(m['key_bytes'])} bytes,
+{fmt(m['key_bytes_per_message'], 0)} per message. Each stored event (the `incomingMessage` as
+delivered, with its id, sender, room, timestamps and a message of two numbers) is
+{m['event_bytes']} bytes of JSON, so the rest is the stream's per-entry overhead. A room keeps at most
+`history.size` (500) messages for `history.ttl` (10 min): at this size, a full room costs
+about {fmt((m['key_bytes_per_message'] or 0) * 500 / 1024, 0)} KiB of Redis memory.
+""")
+    return "\n".join(parts) + "\n"
 
 
 def sharded_section():
@@ -674,9 +877,14 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+STEPS = ("idle", "capacity", "fanout", "requests", "handshakes", "storm", "history")
+# Steps whose results make the "Room history and recovery" section on their own.
+HISTORY_STEPS = {"storm", "history"}
+
+
 def parser():
     ap = argparse.ArgumentParser(prog="scripts/bench", description=__doc__, formatter_class=HelpFormatter)
-    steps = "idle,capacity,fanout,requests,handshakes"
+    steps = ",".join(STEPS)
     ap.add_argument("--idle-per-node", type=int, default=15000, help="idle sockets held on each node in the idle step")
     ap.add_argument("--capacity-total", type=int, default=50000,
                     help="sockets opened against the cluster in the capacity step, Roomcast only; 0 skips it")
@@ -691,6 +899,22 @@ def parser():
     ap.add_argument("--request-repeats", type=int, default=3,
                     help="runs of each request step; the median run (by p99) is reported")
     ap.add_argument("--handshake-concurrency", type=int, default=64, help="handshakes in flight in the handshake step")
+    ap.add_argument("--storm-members", type=int, default=5000,
+                    help="members in the reconnect storm, spread over the 3 nodes, one room each")
+    ap.add_argument("--storm-rooms", type=int, default=50, help="rooms of the reconnect storm, one sender each")
+    ap.add_argument("--storm-rate", type=float, default=100, help="messages/s sent to those rooms in all")
+    ap.add_argument("--storm-duration", type=float, default=20, help="seconds of sending in the reconnect storm")
+    ap.add_argument("--storm-kill-after", type=float, default=5,
+                    help="seconds into the sending at which node 0 is killed (SIGKILL)")
+    ap.add_argument("--storm-reconnect-delay", type=float, default=1.0,
+                    help="first reconnect delay of the storm's clients, s (socket.io-client's default; ±50 %%, "
+                         "doubled per failed attempt up to 5x)")
+    ap.add_argument("--history-fanout-rates", type=lambda v: [float(x) for x in v.split(",")], default="50,200",
+                    help="offered messages/s of the fan-out run with history on and off (Roomcast), comma-separated")
+    ap.add_argument("--history-messages", type=int, default=10000,
+                    help="messages stored to measure Redis memory per stored message")
+    ap.add_argument("--history-rooms", type=int, default=100, help="rooms those messages are spread over")
+    ap.add_argument("--history-rate", type=float, default=1000, help="messages/s while storing them")
     ap.add_argument("--duration", type=float, default=10, help="seconds each timed step runs")
     ap.add_argument("--systems", default="roomcast,node", help="systems to run, comma-separated (roomcast,node)")
     ap.add_argument("--only", type=lambda v: set(v.split(",")), default=steps,
@@ -703,12 +927,39 @@ def parser():
     ap.add_argument("--cleanup-wait", type=float, default=60,
                     help="seconds to wait for the session rows of closed sockets to be deleted")
     ap.add_argument("--report-only", metavar="JSON", help="write the report (--out) from a results file; runs nothing")
-    ap.add_argument("--results", metavar="FILE", default="loadtest/results/bench.json",
-                    help="where every raw result is written as JSON (relative paths: from the repository)")
+    ap.add_argument("--results", metavar="FILE",
+                    help="where every raw result is written as JSON (relative paths: from the repository; default: "
+                         "loadtest/results/bench.json, or loadtest/results/history.json for a run of only the "
+                         "storm and history steps)")
     ap.add_argument("--out", metavar="FILE", default="BENCHMARKS.md",
                     help="where the Markdown report is written (relative paths: from the repository); "
-                         "only a run of both systems and all steps, without tuning options, writes one")
+                         "only a run of both systems and all steps, without tuning options, writes one; a run of "
+                         "both systems and only the storm and history steps rewrites its section of it")
     return ap
+
+
+def write_report(args, results, out_file):
+    """All steps: the whole report. Only the storm and history steps: their section,
+    put in place of the one in `out_file` (or before the sharded section)."""
+    if args.only == set(STEPS):
+        Path(out_file).write_text(report(args, results, results["machine"], results["command"]))
+    elif args.only <= HISTORY_STEPS:
+        section = history_section(args, results, results["finished_utc"], results["command"])
+        text = Path(out_file).read_text() if Path(out_file).exists() else ""
+        head = "\n## Room history and recovery\n"
+        if head in text:
+            before, rest = text.split(head, 1)
+            after = rest[rest.find("\n## "):] if "\n## " in rest else "\n"
+            text = before + "\n" + section + after
+        elif "\n## Sharded vs classic" in text:
+            before, after = text.split("\n## Sharded vs classic", 1)
+            text = before + "\n" + section + "\n## Sharded vs classic" + after
+        else:
+            text += "\n" + section
+        Path(out_file).write_text(text)
+    else:
+        return
+    log(f"wrote {out_file}")
 
 
 def main():
@@ -718,6 +969,9 @@ def main():
     args = ap.parse_args()
     args.roomcast_env = dict(kv.split("=", 1) for kv in args.roomcast_env)
     # scripts/bench runs from the repository: relative paths are the repository's.
+    if args.results is None:
+        history_only = args.only <= HISTORY_STEPS
+        args.results = "loadtest/results/history.json" if history_only else "loadtest/results/bench.json"
     args.results, args.out = str(REPO / args.results), str(REPO / args.out)
     if args.report_only:
         args.report_only = str(REPO / args.report_only)
@@ -725,8 +979,7 @@ def main():
     if args.report_only:
         results = json.loads(Path(args.report_only).read_text())
         saved = argparse.Namespace(**{**results["args"], "only": set(results["args"]["only"])})
-        Path(args.out).write_text(report(saved, results, results["machine"], results["command"]))
-        log(f"wrote {args.out}")
+        write_report(saved, results, args.out)
         return
 
     target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
@@ -760,10 +1013,9 @@ def main():
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(json.dumps(results, indent=2))
     log(f"wrote {args.results}")
-    complete = len(args.only) == 5 and not args.roomcast_bin and not args.roomcast_env and args.idle_namespace == "/"
-    if "roomcast" in results and "node" in results and complete:
-        Path(args.out).write_text(report(args, results, results["machine"], command))
-        log(f"wrote {args.out}")
+    if "roomcast" in results and "node" in results and not args.roomcast_bin and not args.roomcast_env \
+            and args.idle_namespace == "/":
+        write_report(args, results, args.out)
     print(json.dumps({k: results[k] for k in results if k in ("roomcast", "node")}, indent=1)[:4000])
 
 
