@@ -649,3 +649,101 @@ impl Totals {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(delay_ms: u64) -> Storm {
+        Storm {
+            members: 2,
+            rooms: 1,
+            rate: 1.0,
+            duration: Duration::from_secs(1),
+            drain: Duration::ZERO,
+            kill_target: None,
+            recover: true,
+            reconnect_delay: Duration::from_millis(delay_ms),
+            room_prefix: "r".into(),
+        }
+    }
+
+    fn message(n: usize, offset: u64) -> String {
+        format!(
+            r#"["incomingMessage",{{"id":"x","from":"u","room":"r-0","message":{{"t":1,"n":{n}}},"ts":1,"offset":{offset},"epoch":"e1"}}]"#
+        )
+    }
+
+    #[test]
+    fn backoff_follows_the_client_defaults() {
+        let c = cfg(1000);
+        for _ in 0..200 {
+            let first = c.backoff(1).as_millis();
+            assert!((500..=1500).contains(&first), "{first}");
+            let second = c.backoff(2).as_millis();
+            assert!((1000..=3000).contains(&second), "{second}");
+            let late = c.backoff(9).as_millis();
+            assert!((2000..=6000).contains(&late), "{late}");
+        }
+        assert_eq!(cfg(0).backoff(3), Duration::ZERO);
+    }
+
+    #[test]
+    fn deliveries_are_checked_by_number() {
+        let mut m = Member::new(0, "r-0".into());
+        for (n, offset) in [(1, 1), (3, 3), (2, 2), (3, 3)] {
+            m.on_message(&message(n, offset));
+        }
+        m.on_message(r#"["incomingMessage",{"message":"not ours"}]"#);
+        assert_eq!(m.report.duplicates, 1);
+        assert_eq!(m.report.out_of_order, 1);
+        assert_eq!(m.report.errors.total(), 1);
+        assert_eq!((m.offset, m.epoch.as_deref()), (Some(2), Some("e1")));
+
+        // Replayed messages are counted as such, not timed as live ones.
+        m.pending_replay = 1;
+        m.reconnect_started = Some(Instant::now());
+        m.on_message(&message(4, 4));
+        assert_eq!((m.report.replayed, m.report.replay_latency.len()), (1, 1));
+        assert_eq!(m.report.live_latency.len(), 3);
+    }
+
+    #[test]
+    fn recovery_credential_goes_into_auth() {
+        let mut m = Member::new(0, "r-0".into());
+        let base = json!({"token": "jwt"});
+        assert_eq!(m.auth(&base), base, "no credential yet");
+        m.token = Some("sid.secret".into());
+        m.on_message(&message(7, 41));
+        assert_eq!(
+            m.auth(&base),
+            json!({"token": "jwt", "recover": {"token": "sid.secret", "rooms": {"r-0": {"offset": 41, "epoch": "e1"}}}})
+        );
+    }
+
+    #[test]
+    fn totals_count_what_was_due() {
+        // Messages 1-3 acknowledged, 4 sent but refused.
+        let acked = vec![vec![false, true, true, true, false]];
+        let mut stayed =
+            MemberReport { seen: vec![false, true, true, true], ..MemberReport::default() };
+        stayed.live_latency.push_micros(10);
+        let dropped = MemberReport {
+            seen: vec![false, true, false, true, true],
+            duplicates: 2,
+            dropped_at_us: Some(1_000_000),
+            back_at_us: Some(3_500_000),
+            ..MemberReport::default()
+        };
+        let mut t = Totals::default();
+        t.add(stayed, &acked);
+        assert_eq!(t.storm_s(), None, "nobody dropped");
+        t.add(dropped, &acked);
+        assert_eq!((t.expected, t.delivered, t.lost, t.lost_dropped), (6, 6, 1, 1));
+        assert_eq!((t.duplicates, t.dropped, t.back), (2, 1, 1));
+        assert_eq!(t.storm_s(), Some(2.5));
+        let never_back = MemberReport { dropped_at_us: Some(2_000_000), ..MemberReport::default() };
+        t.add(never_back, &acked);
+        assert_eq!(t.storm_s(), None, "one member never came back");
+    }
+}
