@@ -78,6 +78,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ROOMCAST_LOG_LEVEL", "log.level"),
     ("ROOMCAST_ADMIN_TOKEN", "admin.token"),
     ("ROOMCAST_REQUEST_SERVER_EVENTS", "requests.server_events"),
+    ("ROOMCAST_HISTORY_ENABLED", "history.enabled"),
+    ("ROOMCAST_HISTORY_SIZE", "history.size"),
+    ("ROOMCAST_HISTORY_TTL", "history.ttl"),
+    ("ROOMCAST_HISTORY_SKIP_PREFIXES", "history.skip_prefixes"),
 ];
 
 /// The environment variable naming the configuration file.
@@ -99,6 +103,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Rules for user-named rooms.
     pub rooms: RoomsConfig,
+    /// Room history, for recovery after a reconnect and for the `history` request.
+    pub history: HistoryConfig,
     /// Where `request` events are handled.
     pub requests: RequestsConfig,
     /// Trace export.
@@ -431,8 +437,9 @@ impl Default for SessionCookieConfig {
 pub struct RoomsConfig {
     /// Rooms one socket may be in at once. Default 100.
     pub max_per_socket: usize,
-    /// How long the rooms of a socket closed by a draining node wait for its client
-    /// to reconnect with `resume`. Default `60s`.
+    /// How long a gone socket's rooms wait for its client to come back with its
+    /// recovery credential (or `resume`): after a disconnect, a drain, or the sweep of
+    /// a dead node. Default `60s`.
     #[serde(with = "humantime_serde")]
     pub resume_ttl: Duration,
 }
@@ -440,6 +447,37 @@ pub struct RoomsConfig {
 impl Default for RoomsConfig {
     fn default() -> Self {
         Self { max_per_socket: 100, resume_ttl: Duration::from_secs(60) }
+    }
+}
+
+/// Room history on `/`: what is kept of the messages and invalidations sent to rooms.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Whether rooms keep a history and messages carry `offset` and `epoch`. Off, a
+    /// reconnecting client gets its rooms back but no missed message. Default true.
+    pub enabled: bool,
+    /// Messages and invalidations kept per room; older ones are dropped. Default 500.
+    pub size: usize,
+    /// How long one is kept, and how long a silent room's history lives. Default `10m`.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Rooms whose name starts with one of these keep no history. Accepts a list or a
+    /// comma-separated string. Default: empty.
+    #[serde(deserialize_with = "string_or_list")]
+    pub skip_prefixes: Vec<String>,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self { enabled: true, size: 500, ttl: Duration::from_secs(600), skip_prefixes: Vec::new() }
+    }
+}
+
+impl HistoryConfig {
+    /// Whether `room` keeps a history.
+    pub fn keeps(&self, room: &str) -> bool {
+        self.enabled && !self.skip_prefixes.iter().any(|p| room.starts_with(p.as_str()))
     }
 }
 
@@ -708,6 +746,15 @@ impl Config {
                 "server.drain_delay",
                 "must be shorter than server.shutdown_timeout",
             ));
+        }
+        if self.history.enabled && !(1..=100_000).contains(&self.history.size) {
+            return Err(invalid("history.size", "must be 1 to 100000"));
+        }
+        if self.history.enabled && self.history.ttl < Duration::from_secs(1) {
+            return Err(invalid("history.ttl", "must be at least 1s"));
+        }
+        if self.history.skip_prefixes.iter().any(String::is_empty) {
+            return Err(invalid("history.skip_prefixes", "an empty prefix would skip every room"));
         }
         if self.rooms.resume_ttl.is_zero() {
             return Err(invalid("rooms.resume_ttl", "must be longer than zero"));

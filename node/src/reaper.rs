@@ -33,11 +33,13 @@ pub struct RowReaper {
 }
 
 impl RowReaper {
-    /// Starts the task that deletes queued rows, until [`RowReaper::close`].
-    pub fn start(db: Db, metrics: Metrics) -> Self {
+    /// Starts the task that deletes queued rows, until [`RowReaper::close`]. Rows with
+    /// a recovery credential leave a resume ticket for `keep` (`rooms.resume_ttl`).
+    pub fn start(db: Db, metrics: Metrics, keep: Duration) -> Self {
         let (queue, rows) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        tokio::spawn(reap(db, metrics, rows, stop.clone()));
+        let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+        tokio::spawn(reap(db, metrics, keep_ms, rows, stop.clone()));
         Self { queue, stop }
     }
 
@@ -56,6 +58,7 @@ impl RowReaper {
 async fn reap(
     db: Db,
     metrics: Metrics,
+    keep_ms: i64,
     mut rows: mpsc::UnboundedReceiver<String>,
     stop: CancellationToken,
 ) {
@@ -76,7 +79,7 @@ async fn reap(
                 batch.push(sid);
             }
         }
-        match db.delete_sessions(&batch).await {
+        match db.delete_sessions(&batch, keep_ms).await {
             Ok(_) => {
                 batch.clear();
                 retry = FIRST_RETRY;
@@ -124,7 +127,7 @@ mod tests {
                 db.put_session(&format!("roomcast:s{i}"), &json!({}), 60).await.expect("put");
             }
             db.put_session("roomcast:stays", &json!({}), 60).await.expect("put");
-            let reaper = RowReaper::start(db.clone(), Metrics::new());
+            let reaper = RowReaper::start(db.clone(), Metrics::new(), Duration::from_secs(60));
             for i in 0..burst {
                 reaper.remove(format!("roomcast:s{i}"));
             }
@@ -150,7 +153,7 @@ mod tests {
         };
         rename("express_sessions", "away").await;
         let metrics = Metrics::new();
-        let reaper = RowReaper::start(db.clone(), metrics.clone());
+        let reaper = RowReaper::start(db.clone(), metrics.clone(), Duration::from_secs(60));
         reaper.remove("roomcast:a".into());
         let errors = metrics.errors.with_label_values(&["database"]);
         until("the failed delete was not counted", async || errors.get() > 0).await;

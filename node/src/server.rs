@@ -24,6 +24,9 @@ use crate::db::lobby::Membership;
 use crate::db::resume::Ticket;
 use crate::db::{Db, DbError};
 use crate::handlers::workspace::{persist_rooms, socket_rooms};
+use crate::history::History;
+use crate::history::memory::MemoryStore;
+use crate::history::redis::{RedisSettings, RedisStore};
 use crate::metrics::{LoadSource, Metrics, NamespaceLoad};
 use crate::reaper::RowReaper;
 use crate::requests::Dispatcher;
@@ -46,6 +49,9 @@ pub enum StartError {
     /// The request handlers could not start (the worker queue's Redis).
     #[error(transparent)]
     Requests(#[from] crate::requests::RequestsStartError),
+    /// The room history store could not connect.
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
     /// The adapter could not subscribe a namespace's channels.
     #[error("redis adapter: {0}")]
     AdapterInit(#[from] roomcast_adapter::InitError),
@@ -141,9 +147,48 @@ fn tickets<A: Adapter>(io: &SocketIo<A>) -> Vec<Ticket> {
             let member = s.extensions.get::<Arc<Member>>()?;
             let rooms = socket_rooms(&s);
             let sid = s.id.to_string();
-            (!rooms.is_empty()).then(|| Ticket { sid, login: member.identity.user.clone(), rooms })
+            let secret_hash = member.recovery_hash().map(str::to_owned);
+            (!rooms.is_empty()).then(|| Ticket {
+                sid,
+                login: member.identity.user.clone(),
+                rooms,
+                secret_hash,
+            })
         })
         .collect()
+}
+
+/// Opens the room history store (in-process on one node, Redis in a cluster) and starts
+/// the task that delivers its feed to this node's sockets.
+async fn start_history<A: Adapter>(state: &AppState, io: &SocketIo<A>) -> Result<(), StartError> {
+    let config = &state.config;
+    if !config.history.enabled {
+        return Ok(());
+    }
+    let (feed, deliveries) = tokio::sync::mpsc::unbounded_channel();
+    let history = match &config.redis.url {
+        None => History::Memory(MemoryStore::new(config.history.clone(), feed)),
+        Some(url) => {
+            let settings = RedisSettings {
+                url,
+                cluster: config.redis.cluster,
+                key: &config.redis.key,
+                timeout: config.redis.request_timeout,
+            };
+            let store =
+                RedisStore::connect(settings, config.history.clone(), feed, state.metrics.clone())
+                    .await?;
+            History::Redis(store)
+        }
+    };
+    tokio::spawn(crate::history::feed::run(
+        io.clone(),
+        history.clone(),
+        deliveries,
+        state.metrics.clone(),
+    ));
+    state.set_history(history);
+    Ok(())
 }
 
 /// Puts the admin routes with the other ops routes: on the ops listener, or on the
@@ -198,7 +243,7 @@ impl Node {
         let auth = Authenticator::new(&config.auth, db.clone())?;
         let metrics = Metrics::new();
         let requests = Dispatcher::start(&config, &node_id, db.clone(), metrics.clone()).await?;
-        let reaper = RowReaper::start(db.clone(), metrics.clone());
+        let reaper = RowReaper::start(db.clone(), metrics.clone(), config.rooms.resume_ttl);
         let state = AppState::new(config, node_id, db, auth, metrics, requests, reaper);
         let server = &state.config.server;
         let max_payload = usize::try_from(server.max_payload).unwrap_or(usize::MAX);
@@ -243,6 +288,7 @@ impl Node {
                 let (routes, ops) =
                     with_admin(routes, ops, crate::admin::routes(&state, io.clone()));
                 state.metrics.watch_load(load_source(io.clone()));
+                start_history(&state, &io).await?;
                 for init in handlers::register(&io, &state) {
                     // The in-process adapter has nothing to initialise.
                     let () = init;
@@ -293,6 +339,7 @@ impl Node {
                 let (routes, ops) =
                     with_admin(routes, ops, crate::admin::routes(&state, io.clone()));
                 state.metrics.watch_load(load_source(io.clone()));
+                start_history(&state, &io).await?;
                 for init in handlers::register(&io, &state) {
                     // Subscribes the namespace's channels; until then it would miss
                     // broadcasts from other nodes.
@@ -419,7 +466,9 @@ impl Node {
         // Disconnect handlers may still be running when the deadline hits; rows of
         // this node's sockets must not outlive it.
         let sweep = async {
-            let rows = state.db.delete_node_sessions(&state.node_id).await?;
+            let keep_ms =
+                i64::try_from(state.config.rooms.resume_ttl.as_millis()).unwrap_or(i64::MAX);
+            let rows = state.db.delete_node_sessions(&state.node_id, keep_ms).await?;
             state.db.forget_node(&state.node_id).await?;
             Ok::<_, DbError>(rows)
         };
@@ -430,6 +479,9 @@ impl Node {
             Err(_) => tracing::warn!("session row sweep timed out"),
         }
         state.requests.close().await;
+        if let Some(History::Redis(store)) = state.history() {
+            store.close().await;
+        }
         state.db.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -505,7 +557,9 @@ async fn heartbeat(state: AppState, engine: Engine, stop: CancellationToken) {
             if beating_for < state.config.node.dead_after {
                 return Ok(Vec::new());
             }
-            state.db.sweep_dead_nodes(dead_after).await
+            let keep_ms =
+                i64::try_from(state.config.rooms.resume_ttl.as_millis()).unwrap_or(i64::MAX);
+            state.db.sweep_dead_nodes(dead_after, keep_ms).await
         }
         .await;
         match result {

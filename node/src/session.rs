@@ -65,6 +65,7 @@ pub struct Member {
     joins: Mutex<()>,
     requests: Mutex<HashSet<String>>,
     row_lock: tokio::sync::Mutex<()>,
+    recovery: Option<String>,
 }
 
 impl Member {
@@ -79,7 +80,19 @@ impl Member {
             joins: Mutex::default(),
             requests: Mutex::default(),
             row_lock: tokio::sync::Mutex::new(()),
+            recovery: None,
         }
+    }
+
+    /// The member with the hash of its recovery credential's secret, kept in its row
+    /// so any node can check the credential while the socket lives, and after it.
+    pub fn with_recovery(self, secret_hash: String) -> Self {
+        Self { recovery: Some(secret_hash), ..self }
+    }
+
+    /// The hash of its recovery credential's secret, on `/`.
+    pub fn recovery_hash(&self) -> Option<&str> {
+        self.recovery.as_deref()
     }
 
     /// Key of this socket's session row.
@@ -143,6 +156,7 @@ impl Member {
             "namespace": self.namespace,
             "rooms": rooms,
             "connectedAt": self.connected_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "recovery": self.recovery,
         })
     }
 

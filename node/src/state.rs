@@ -9,6 +9,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::Db;
 use crate::guard::SessionOwners;
+use crate::history::History;
 use crate::metrics::Metrics;
 use crate::reaper::RowReaper;
 use crate::requests::Dispatcher;
@@ -38,6 +39,8 @@ pub struct Inner {
     ready: AtomicBool,
     /// The Redis adapter's handle, set once it is connected; unset on a single node.
     cluster: OnceLock<Cluster>,
+    /// The room history, set at start-up; unset when `history.enabled` is false.
+    history: OnceLock<History>,
 }
 
 impl AppState {
@@ -63,6 +66,7 @@ impl AppState {
             reaper,
             ready: AtomicBool::new(false),
             cluster: OnceLock::new(),
+            history: OnceLock::new(),
         }))
     }
 
@@ -86,6 +90,21 @@ impl AppState {
     /// The Redis adapter's handle, when the node is part of a cluster.
     pub fn cluster(&self) -> Option<&Cluster> {
         self.0.cluster.get()
+    }
+
+    /// Records the room history store (once, at start-up).
+    pub fn set_history(&self, history: History) {
+        let _ = self.0.history.set(history);
+    }
+
+    /// The room history store, when history is on.
+    pub fn history(&self) -> Option<&History> {
+        self.0.history.get()
+    }
+
+    /// The history of `room`, when it keeps one.
+    pub fn history_of(&self, room: &str) -> Option<&History> {
+        self.0.history.get().filter(|_| self.config.history.keeps(room))
     }
 }
 

@@ -226,5 +226,5 @@ async fn room_messages_reach_members_and_rows_follow_the_socket() {
     })
     .await
     .expect("reopen");
-    assert_eq!(db.delete_node_sessions(&app.node_id).await.expect("sweep"), 0);
+    assert_eq!(db.delete_node_sessions(&app.node_id, 60_000).await.expect("sweep"), 0);
 }

@@ -45,8 +45,8 @@ for (const backend of h.backends()) {
         it('join room acks {ok, room}; sendMessage reaches every member, sender included, and no one else', async () => {
           const [a, b, c] = [await connect('alice'), await connect('bob'), await connect('carol')];
           const room = h.roomName('chat');
-          assert.deepEqual(await a.ack('join room', room), { ok: true, room });
-          assert.deepEqual(await b.ack('join room', room), { ok: true, room });
+          h.assertJoined(await a.ack('join room', room), room);
+          h.assertJoined(await b.ack('join room', room), room);
 
           for (const message of ['hello', { text: 'structured', n: [1, 2, { deep: null }] }]) {
             const t0 = Date.now();

@@ -87,8 +87,13 @@ impl Db {
             .collect())
     }
 
-    /// Claims the nodes silent for longer than `timeout_ms` and removes their rows.
-    pub async fn sweep_dead_nodes(&self, timeout_ms: i64) -> Result<Vec<SweptNode>, DbError> {
+    /// Claims the nodes silent for longer than `timeout_ms` and removes their rows;
+    /// their sockets' rooms stay as resume tickets for `keep_ms`.
+    pub async fn sweep_dead_nodes(
+        &self,
+        timeout_ms: i64,
+        keep_ms: i64,
+    ) -> Result<Vec<SweptNode>, DbError> {
         let seconds = timeout_ms as f64 / 1000.0;
         let dead: Vec<String> = on_pool!(
             self,
@@ -102,7 +107,7 @@ impl Db {
         let mut swept = Vec::with_capacity(dead.len());
         for node in dead {
             let lobby = self.remove_node_lobby(&node).await?;
-            let sessions = self.delete_node_sessions(&node).await?;
+            let sessions = self.delete_node_sessions(&node, keep_ms).await?;
             swept.push(SweptNode { node, sessions, lobby });
         }
         Ok(swept)
@@ -160,10 +165,13 @@ mod tests {
             db.create_lobby("K2", "default", 0, "a-host", "Ann", "alive").await.expect("lobby");
             db.join_lobby("K2", "d-client", "Dan", "dead").await.expect("join");
 
-            assert!(db.sweep_dead_nodes(60_000).await.expect("sweep").is_empty(), "both fresh");
+            assert!(
+                db.sweep_dead_nodes(60_000, 60_000).await.expect("sweep").is_empty(),
+                "both fresh"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             db.heartbeat("alive").await.expect("beat");
-            let swept = db.sweep_dead_nodes(200).await.expect("sweep");
+            let swept = db.sweep_dead_nodes(200, 60_000).await.expect("sweep");
             assert_eq!(swept.len(), 1);
             assert_eq!((swept[0].node.as_str(), swept[0].sessions), ("dead", 1));
             let roles: Vec<_> =
@@ -173,7 +181,10 @@ mod tests {
             assert_eq!(db.room_users("r").await.expect("presence"), ["a"]);
             assert_eq!(db.lobby_membership("a-client").await.expect("get"), None, "K1 closed");
             assert!(db.lobby_membership("a-host").await.expect("get").is_some(), "K2 lives");
-            assert!(db.sweep_dead_nodes(200).await.expect("sweep").is_empty(), "claimed once");
+            assert!(
+                db.sweep_dead_nodes(200, 60_000).await.expect("sweep").is_empty(),
+                "claimed once"
+            );
             let nodes = db.list_nodes().await.expect("list");
             assert_eq!(nodes.len(), 1);
             assert_eq!((nodes[0].id.as_str(), nodes[0].sockets), ("alive", 1));

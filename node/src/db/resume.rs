@@ -1,5 +1,6 @@
-//! Resume tickets: the rooms of sockets a draining node closed, so their clients get
-//! them back on whichever node they reconnect to.
+//! Resume tickets: the rooms of sockets that are gone (closed by a draining node,
+//! disconnected, or on a node swept as dead), so their clients get them back on
+//! whichever node they reconnect to, and the one-time use of recovery credentials.
 
 use super::{Db, DbError, on_pool};
 
@@ -12,7 +13,13 @@ pub struct Ticket {
     pub login: String,
     /// Its rooms.
     pub rooms: Vec<String>,
+    /// The hash of its recovery credential's secret, when it had one.
+    pub secret_hash: Option<String>,
 }
+
+/// How long a used credential is remembered: longer than any socket row it could be
+/// checked against again.
+const USED_FOR_MS: i64 = 24 * 3600 * 1000;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -23,10 +30,10 @@ impl Db {
     /// ticket for a sid is replaced.
     pub async fn save_tickets(&self, tickets: &[Ticket], ttl_ms: i64) -> Result<(), DbError> {
         let expires = now_ms().saturating_add(ttl_ms);
-        let upsert =
-            "INSERT INTO resume_tickets (sid, login, rooms, expires_ms) VALUES ($1, $2, $3, $4)
+        let upsert = "INSERT INTO resume_tickets (sid, login, rooms, expires_ms, secret_hash)
+                   VALUES ($1, $2, $3, $4, $5)
                    ON CONFLICT (sid) DO UPDATE SET login = excluded.login, rooms = excluded.rooms,
-                   expires_ms = excluded.expires_ms";
+                   expires_ms = excluded.expires_ms, secret_hash = excluded.secret_hash";
         on_pool!(self, upsert, upsert, |pool, sql| {
             let mut tx = pool.begin().await?;
             for ticket in tickets {
@@ -36,6 +43,7 @@ impl Db {
                     .bind(&ticket.login)
                     .bind(rooms)
                     .bind(expires)
+                    .bind(&ticket.secret_hash)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -86,7 +94,75 @@ impl Db {
             .unwrap_or_default())
     }
 
-    /// Deletes expired tickets; returns how many.
+    /// Checks a recovery credential of socket `sid` for `login` and uses it up: the
+    /// rooms of the socket's ticket, or of its session row while that socket is still
+    /// live (its client came back before the server noticed the old transport was
+    /// dead). `None` when nothing matches, or the credential was used before.
+    pub async fn take_recovery(
+        &self,
+        sid: &str,
+        login: &str,
+        secret_hash: &str,
+    ) -> Result<Option<Vec<String>>, DbError> {
+        let ticket: Option<String> = on_pool!(
+            self,
+            "SELECT rooms FROM resume_tickets
+             WHERE sid = $1 AND login = $2 AND secret_hash = $3 AND expires_ms > $4",
+            "SELECT rooms FROM resume_tickets
+             WHERE sid = $1 AND login = $2 AND secret_hash = $3 AND expires_ms > $4",
+            |pool, sql| sqlx::query_scalar(sql)
+                .bind(sid)
+                .bind(login)
+                .bind(secret_hash)
+                .bind(now_ms())
+                .fetch_optional(pool)
+                .await?
+        );
+        let rooms = match ticket {
+            Some(rooms) => serde_json::from_str(&rooms).unwrap_or_default(),
+            None => {
+                let live = self.live_session(&format!("roomcast:{sid}")).await?;
+                let field = |sess: &serde_json::Value, key: &str| {
+                    sess.get(key).and_then(|v| v.as_str()).map(str::to_owned)
+                };
+                match live {
+                    Some(sess)
+                        if field(&sess, "user").as_deref() == Some(login)
+                            && field(&sess, "namespace").as_deref() == Some("/")
+                            && field(&sess, "recovery").as_deref() == Some(secret_hash) =>
+                    {
+                        serde_json::from_value(sess.get("rooms").cloned().unwrap_or_default())
+                            .unwrap_or_default()
+                    }
+                    _ => return Ok(None),
+                }
+            }
+        };
+        // Marked only once proven, so a forged credential cannot spend someone else's.
+        let first = on_pool!(
+            self,
+            "INSERT INTO recovery_used (sid, expires_ms) VALUES ($1, $2) ON CONFLICT (sid) DO NOTHING",
+            "INSERT INTO recovery_used (sid, expires_ms) VALUES ($1, $2) ON CONFLICT (sid) DO NOTHING",
+            |pool, sql| sqlx::query(sql)
+                .bind(sid)
+                .bind(now_ms().saturating_add(USED_FOR_MS))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        ) == 1;
+        if !first {
+            return Ok(None);
+        }
+        on_pool!(
+            self,
+            "DELETE FROM resume_tickets WHERE sid = $1",
+            "DELETE FROM resume_tickets WHERE sid = $1",
+            |pool, sql| sqlx::query(sql).bind(sid).execute(pool).await.map(drop)
+        )?;
+        Ok(Some(rooms))
+    }
+
+    /// Deletes expired tickets and used-credential marks; returns how many tickets.
     pub async fn delete_expired_tickets(&self) -> Result<u64, DbError> {
         let done = on_pool!(
             self,
@@ -94,6 +170,12 @@ impl Db {
             "DELETE FROM resume_tickets WHERE expires_ms <= $1",
             |pool, sql| sqlx::query(sql).bind(now_ms()).execute(pool).await?.rows_affected()
         );
+        on_pool!(
+            self,
+            "DELETE FROM recovery_used WHERE expires_ms <= $1",
+            "DELETE FROM recovery_used WHERE expires_ms <= $1",
+            |pool, sql| sqlx::query(sql).bind(now_ms()).execute(pool).await.map(drop)
+        )?;
         Ok(done)
     }
 }
@@ -112,13 +194,19 @@ mod tests {
                 sid: "s1".into(),
                 login: "alice".into(),
                 rooms: vec!["a".into(), "b".into()],
+                secret_hash: None,
             };
             db.save_tickets(std::slice::from_ref(&ticket), 60_000).await.expect("save");
             assert_eq!(db.take_ticket("s1", "bob").await.expect("take"), None, "other login");
             assert_eq!(db.take_ticket("s1", "alice").await.expect("take"), Some(ticket.rooms));
             assert_eq!(db.take_ticket("s1", "alice").await.expect("take"), None, "used once");
 
-            let stale = Ticket { sid: "s2".into(), login: "alice".into(), rooms: vec![] };
+            let stale = Ticket {
+                sid: "s2".into(),
+                login: "alice".into(),
+                rooms: vec![],
+                secret_hash: None,
+            };
             db.save_tickets(&[stale], -1).await.expect("save");
             assert_eq!(db.take_ticket("s2", "alice").await.expect("take"), None, "expired");
             assert_eq!(db.delete_expired_tickets().await.expect("sweep"), 1);

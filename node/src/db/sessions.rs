@@ -63,6 +63,44 @@ pub enum SocketFilter<'a> {
     Socket(&'a str),
 }
 
+/// The statement that turns the `/` rows matching `$filter` (whose `$1` is bound by the
+/// caller) into resume tickets expiring at `$2`, except for sockets whose credential was
+/// already used: their client recovered elsewhere.
+macro_rules! keep_as_tickets {
+    (sqlite, $filter:literal) => {
+        concat!(
+            "INSERT INTO resume_tickets (sid, login, rooms, expires_ms, secret_hash)
+             SELECT substr(sid, 10), json_extract(sess, '$.user'), json_extract(sess, '$.rooms'),
+                    $2, json_extract(sess, '$.recovery')
+             FROM express_sessions
+             WHERE ",
+            $filter,
+            " AND json_extract(sess, '$.recovery') IS NOT NULL
+               AND substr(sid, 10) NOT IN (SELECT sid FROM recovery_used)
+             ON CONFLICT (sid) DO UPDATE SET login = excluded.login, rooms = excluded.rooms,
+                expires_ms = excluded.expires_ms, secret_hash = excluded.secret_hash"
+        )
+    };
+    (postgres, $filter:literal) => {
+        concat!(
+            "INSERT INTO resume_tickets (sid, login, rooms, expires_ms, secret_hash)
+             SELECT substr(sid, 10), sess->>'user', (sess->'rooms')::text, $2, sess->>'recovery'
+             FROM express_sessions
+             WHERE ",
+            $filter,
+            " AND sess->>'recovery' IS NOT NULL
+               AND substr(sid, 10) NOT IN (SELECT sid FROM recovery_used)
+             ON CONFLICT (sid) DO UPDATE SET login = excluded.login, rooms = excluded.rooms,
+                expires_ms = excluded.expires_ms, secret_hash = excluded.secret_hash"
+        )
+    };
+}
+
+/// Unix milliseconds `keep_ms` from now.
+fn expiry(keep_ms: i64) -> i64 {
+    chrono::Utc::now().timestamp_millis().saturating_add(keep_ms)
+}
+
 impl Db {
     /// Inserts or replaces a row that expires `ttl_secs` from now.
     pub async fn put_session(&self, sid: &str, sess: &Value, ttl_secs: i64) -> Result<(), DbError> {
@@ -111,14 +149,27 @@ impl Db {
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
-    /// Deletes many rows in one statement; returns how many were there.
-    pub async fn delete_sessions(&self, sids: &[String]) -> Result<u64, DbError> {
+    /// Deletes many rows in one statement; returns how many were there. The rows of
+    /// sockets on `/` with a recovery credential leave a ticket for `keep_ms` first.
+    pub async fn delete_sessions(&self, sids: &[String], keep_ms: i64) -> Result<u64, DbError> {
         let sids = serde_json::to_string(sids).unwrap_or_else(|_| "[]".into());
         let done = on_pool!(
             self,
-            "DELETE FROM express_sessions WHERE sid IN (SELECT value FROM json_each($1))",
-            "DELETE FROM express_sessions WHERE sid IN (SELECT json_array_elements_text($1::json))",
-            |pool, sql| sqlx::query(sql).bind(sids).execute(pool).await?.rows_affected()
+            (
+                keep_as_tickets!(sqlite, "sid IN (SELECT value FROM json_each($1))"),
+                "DELETE FROM express_sessions WHERE sid IN (SELECT value FROM json_each($1))"
+            ),
+            (
+                keep_as_tickets!(postgres, "sid IN (SELECT json_array_elements_text($1::json))"),
+                "DELETE FROM express_sessions WHERE sid IN (SELECT json_array_elements_text($1::json))"
+            ),
+            |pool, sql| {
+                let mut tx = pool.begin().await?;
+                sqlx::query(sql.0).bind(&sids).bind(expiry(keep_ms)).execute(&mut *tx).await?;
+                let done = sqlx::query(sql.1).bind(&sids).execute(&mut *tx).await?.rows_affected();
+                tx.commit().await?;
+                done
+            }
         );
         Ok(done)
     }
@@ -146,14 +197,31 @@ impl Db {
         Ok(rows)
     }
 
-    /// Deletes every socket row a node wrote; returns how many.
-    pub async fn delete_node_sessions(&self, node_id: &str) -> Result<u64, DbError> {
+    /// Deletes every socket row a node wrote; returns how many. Rows with a recovery
+    /// credential leave a ticket for `keep_ms` first, as in [`Db::delete_sessions`].
+    pub async fn delete_node_sessions(&self, node_id: &str, keep_ms: i64) -> Result<u64, DbError> {
         let rows = on_pool!(
             self,
-            "DELETE FROM express_sessions
-             WHERE sid LIKE 'roomcast:%' AND json_extract(sess, '$.node') = $1",
-            "DELETE FROM express_sessions WHERE sid LIKE 'roomcast:%' AND sess->>'node' = $1",
-            |pool, sql| sqlx::query(sql).bind(node_id).execute(pool).await?.rows_affected()
+            (
+                keep_as_tickets!(
+                    sqlite,
+                    "sid LIKE 'roomcast:%' AND json_extract(sess, '$.node') = $1"
+                ),
+                "DELETE FROM express_sessions
+                 WHERE sid LIKE 'roomcast:%' AND json_extract(sess, '$.node') = $1"
+            ),
+            (
+                keep_as_tickets!(postgres, "sid LIKE 'roomcast:%' AND sess->>'node' = $1"),
+                "DELETE FROM express_sessions WHERE sid LIKE 'roomcast:%' AND sess->>'node' = $1"
+            ),
+            |pool, sql| {
+                let mut tx = pool.begin().await?;
+                sqlx::query(sql.0).bind(node_id).bind(expiry(keep_ms)).execute(&mut *tx).await?;
+                let done =
+                    sqlx::query(sql.1).bind(node_id).execute(&mut *tx).await?.rows_affected();
+                tx.commit().await?;
+                done
+            }
         );
         Ok(rows)
     }
@@ -273,7 +341,9 @@ mod tests {
             assert!(db.room_users("r1").await.expect("users").is_empty());
 
             assert_eq!(
-                db.delete_sessions(&[sid.clone(), "roomcast:none".into()]).await.expect("delete"),
+                db.delete_sessions(&[sid.clone(), "roomcast:none".into()], 60_000)
+                    .await
+                    .expect("delete"),
                 1
             );
             assert_eq!(db.live_session(&sid).await.expect("get"), None);
@@ -288,7 +358,7 @@ mod tests {
             assert_eq!(db.live_session("roomcast:n1x").await.expect("get"), None, "expired");
             assert_eq!(db.refresh_node_sessions("n1", 60).await.expect("refresh"), 2);
             assert!(db.live_session("roomcast:n1x").await.expect("get").is_some(), "refreshed");
-            assert_eq!(db.delete_node_sessions("n1").await.expect("sweep"), 2);
+            assert_eq!(db.delete_node_sessions("n1", 60_000).await.expect("sweep"), 2);
             assert!(db.live_session("express").await.expect("get").is_some());
         }
     }
@@ -301,8 +371,8 @@ mod tests {
             }
             let gone =
                 ["roomcast:a".to_owned(), "roomcast:b".to_owned(), "roomcast:none".to_owned()];
-            assert_eq!(t.db.delete_sessions(&gone).await.expect("delete"), 2);
-            assert_eq!(t.db.delete_sessions(&[]).await.expect("delete"), 0);
+            assert_eq!(t.db.delete_sessions(&gone, 60_000).await.expect("delete"), 2);
+            assert_eq!(t.db.delete_sessions(&[], 60_000).await.expect("delete"), 0);
             assert!(t.db.live_session("keep").await.expect("get").is_some());
             assert_eq!(t.db.live_session("roomcast:a").await.expect("get"), None);
         }

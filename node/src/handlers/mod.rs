@@ -5,6 +5,7 @@
 
 pub mod chat;
 pub mod lobby;
+pub mod recovery;
 pub mod reply;
 pub mod todo;
 pub mod workspace;
@@ -121,7 +122,12 @@ async fn authenticate<A: Adapter>(
             return Err(e.into());
         }
     };
-    let member = Member::new(identity, s.id.to_string(), app.node_id.clone(), &ns);
+    let mut member = Member::new(identity, s.id.to_string(), app.node_id.clone(), &ns);
+    if ns == workspace::NAMESPACE {
+        let issued = crate::recovery::issue(s.id.as_str());
+        s.extensions.insert(recovery::IssuedToken(issued.token));
+        member = member.with_recovery(issued.hash);
+    }
     let ttl = app.config.database.session_ttl;
     if let Err(e) = member.insert_row(&app.db, ttl, || workspace::socket_rooms(s)).await {
         app.metrics.errors.with_label_values(&["database"]).inc();
@@ -273,7 +279,7 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, app: &AppState) -
     // sends CONNECT: the official clients send buffered events right after CONNECT, and
     // handlers registered later (in the spawned connect handler) would miss them.
     macro_rules! namespace {
-        ($ns:expr, $register:path, $guests:expr) => {{
+        ($ns:expr, $register:path, $guests:expr, $connected:expr) => {{
             let guests = $guests;
             let setup = async move |s: SocketRef<A>,
                                     State(app): State<AppState>,
@@ -290,7 +296,7 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, app: &AppState) -
                     authenticate(&s, &app, auth.as_ref()).await?;
                 }
                 if $ns == workspace::NAMESPACE {
-                    workspace::resume(&s, &app, auth.as_ref()).await;
+                    recovery::prepare(&s, &app, auth.as_ref()).await;
                 }
                 // CONNECT means the socket hears its own channel and resumed rooms.
                 let mut own = vec![s.id.to_string()];
@@ -300,13 +306,13 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, app: &AppState) -
                 $register(&s);
                 Ok(())
             };
-            io.ns($ns, (async || {}).with(setup))
+            io.ns($ns, $connected.with(setup))
         }};
     }
     vec![
-        namespace!(workspace::NAMESPACE, workspace::register, false),
-        namespace!(lobby::NAMESPACE, lobby::register, guests(lobby::NAMESPACE)),
-        namespace!(chat::NAMESPACE, chat::register, guests(chat::NAMESPACE)),
-        namespace!(todo::NAMESPACE, todo::register, false),
+        namespace!(workspace::NAMESPACE, workspace::register, false, recovery::complete::<A>),
+        namespace!(lobby::NAMESPACE, lobby::register, guests(lobby::NAMESPACE), async || {}),
+        namespace!(chat::NAMESPACE, chat::register, guests(chat::NAMESPACE), async || {}),
+        namespace!(todo::NAMESPACE, todo::register, false, async || {}),
     ]
 }

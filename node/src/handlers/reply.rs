@@ -158,10 +158,12 @@ pub enum Code {
     Timeout,
     /// The socket has `requests.max_in_flight_per_socket` requests in flight.
     TooManyRequests,
+    /// The room keeps no history (`history.enabled`, `history.skip_prefixes`).
+    NoHistory,
 }
 
 impl Code {
-    const ALL: [Code; 12] = [
+    const ALL: [Code; 13] = [
         Code::BadPayload,
         Code::RoomInvalid,
         Code::RoomForbidden,
@@ -174,6 +176,7 @@ impl Code {
         Code::Unavailable,
         Code::Timeout,
         Code::TooManyRequests,
+        Code::NoHistory,
     ];
 
     /// Whether `code` is one of the node's own (`upstream_status` counts as one).
@@ -196,6 +199,7 @@ impl Code {
             Code::Unavailable => "unavailable",
             Code::Timeout => "timeout",
             Code::TooManyRequests => "too_many_requests",
+            Code::NoHistory => "no_history",
         }
     }
 }

@@ -16,6 +16,8 @@ use super::reply::{
     ClientError, Code, Outcome, Packet, Reach, Reply, check_broadcast, check_sent, count_in,
     count_out,
 };
+use crate::history::feed::{self, Feed};
+use crate::history::{Kind, Position, Range};
 use crate::requests::{self, Caller, Failure};
 use crate::rooms::{self, RoomError};
 use crate::session::{JoinOutcome, Member, RequestAdmission, RequestSlot};
@@ -31,6 +33,7 @@ pub fn register<A: Adapter>(socket: &SocketRef<A>) {
     socket.on("request", request::<A>);
     socket.on("invalidate", invalidate::<A>);
     socket.on("sendMessage", send_message::<A>);
+    socket.on("history", history::<A>);
     socket.on_fallback(unknown_event::<A>);
 }
 
@@ -106,46 +109,6 @@ async fn is_private_room<A: Adapter>(
     }
 }
 
-/// The previous socket id a reconnecting client names: `auth.resume`, or `resume` in
-/// the query string (Engine.IO 3 clients have no auth payload).
-fn resume_id(auth: Option<&Value>, query: Option<&str>) -> Option<String> {
-    let from_auth = auth.and_then(|a| a.get("resume")).and_then(Value::as_str).map(str::to_owned);
-    let from_query = || {
-        query?
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("resume="))
-            .map(|v| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
-    };
-    from_auth.or_else(from_query).filter(|id| id.parse::<Sid>().is_ok())
-}
-
-/// Gives a reconnecting client the rooms its previous socket had (a draining node's
-/// ticket, or the previous socket's live row), only for the same login, so a leaked
-/// socket id gives nobody else anything. Runs in the connect middleware, before the client
-/// sees `connect`: a message sent to the room after that reaches it.
-pub async fn resume<A: Adapter>(s: &SocketRef<A>, app: &AppState, auth: Option<&Value>) {
-    let Some(previous) = resume_id(auth, s.req_parts().uri.query()) else { return };
-    let Some(member) = s.extensions.get::<Arc<Member>>() else { return };
-    let rooms = match app.db.resume_rooms(&previous, &member.identity.user).await {
-        Ok(rooms) if rooms.is_empty() => return,
-        Ok(rooms) => rooms,
-        Err(e) => {
-            app.metrics.errors.with_label_values(&["database"]).inc();
-            tracing::warn!(error = %e, "resume ticket not read; rooms not restored");
-            return;
-        }
-    };
-    let max = app.config.rooms.max_per_socket;
-    for room in rooms {
-        // Names were checked when joined; a changed rule still applies.
-        if rooms::check_name(&room).is_ok() {
-            member.join_room(&room, max, || socket_rooms(s), || s.join(room.clone()));
-        }
-    }
-    persist_rooms(app, s, &member).await;
-    tracing::debug!(user = %member.identity.user, rooms = s.rooms().len(), "rooms resumed");
-}
-
 /// Rewrites the socket's session row with its current rooms.
 pub async fn persist_rooms<A: Adapter>(app: &AppState, s: &Socket<A>, member: &Member) {
     let ttl = app.config.database.session_ttl;
@@ -180,7 +143,11 @@ async fn join_room<A: Adapter>(
         }
         // The ack promises delivery of what other nodes send to the room from now on.
         super::rooms_ready(&app, NAMESPACE, vec![room.to_owned()]).await;
-        Ok(fields(json!({ "room": room })))
+        let mut ack = fields(json!({ "room": room }));
+        if let Some(position) = start_position(&s, &app, room).await {
+            ack.extend(feed::position_fields(&position));
+        }
+        Ok(ack)
     }
     .await;
     reply.send("join room", outcome, &app.metrics);
@@ -198,6 +165,9 @@ async fn leave_room<A: Adapter>(
         let data = data.map_err(|_| ClientError::new(Code::BadPayload, "unreadable payload"))?;
         let room = member_room(&s, Some(&data))?;
         s.leave(room.to_owned());
+        if let Some(feed) = feed::of(&s) {
+            feed.forget(room);
+        }
         persist_rooms(&app, &s, &member).await;
         Ok(fields(json!({ "room": room })))
     }
@@ -218,6 +188,9 @@ async fn invalidate<A: Adapter>(
         })?;
         let room = member_room(&s, data.get("room"))?.to_owned();
         count_out(&s, &app, "ds invalidate");
+        if store(&s, &app, &room, Kind::Invalidate, &data).await {
+            return Ok(Map::new());
+        }
         let sent = s.to(room).emit("ds invalidate", &data).await;
         Ok(delivered(&s, &app, check_broadcast(&app.metrics, s.ns(), "ds invalidate", sent)))
     }
@@ -263,14 +236,128 @@ async fn send_message<A: Adapter>(
             "ts": chrono::Utc::now().timestamp_millis(),
         });
         count_out(&s, &app, "incomingMessage");
-        let sent = s.within(room).emit("incomingMessage", &out).await;
-        let mut reply =
-            delivered(&s, &app, check_broadcast(&app.metrics, s.ns(), "incomingMessage", sent));
+        let mut reply = if store(&s, &app, &room, Kind::Message, &out).await {
+            Map::new()
+        } else {
+            let sent = s.within(room).emit("incomingMessage", &out).await;
+            delivered(&s, &app, check_broadcast(&app.metrics, s.ns(), "incomingMessage", sent))
+        };
         reply.insert("id".into(), id.into());
         Ok(reply)
     }
     .await;
     reply.send("sendMessage", outcome, &app.metrics);
+}
+
+/// Where a socket that just joined `room` starts: the room's position, which the join
+/// ack tells the client (its position to recover from if nothing arrives before a drop).
+async fn start_position<A: Adapter>(s: &Socket<A>, app: &AppState, room: &str) -> Option<Position> {
+    let history = app.history_of(room)?;
+    match history.position(room).await {
+        Ok(position) => {
+            if let Some(feed) = s.extensions.get::<Arc<Feed>>() {
+                feed.start_at(room, &position);
+            }
+            Some(position)
+        }
+        Err(e) => {
+            app.metrics.errors.with_label_values(&["redis"]).inc();
+            tracing::warn!(error = %e, room, "room position not read");
+            None
+        }
+    }
+}
+
+/// Stores a room event in the room's history, which delivers it to every member on
+/// every node. False when the room keeps none or the store failed: the caller then
+/// broadcasts it as before, unstored.
+async fn store<A: Adapter>(
+    s: &Socket<A>,
+    app: &AppState,
+    room: &str,
+    kind: Kind,
+    data: &Value,
+) -> bool {
+    let Some(history) = app.history_of(room) else { return false };
+    let origin = (kind == Kind::Invalidate).then(|| s.id.to_string());
+    match history.append(room, kind, data, origin).await {
+        Ok(_) => true,
+        Err(e) => {
+            app.metrics.errors.with_label_values(&["redis"]).inc();
+            tracing::warn!(error = %e, room, "room event not stored; sent without history");
+            false
+        }
+    }
+}
+
+/// Most events one `history` request returns.
+const HISTORY_PAGE_MAX: usize = 100;
+
+/// `history {room, limit?, before?, after?}`: a page of the room's stored events,
+/// oldest first, for its members.
+async fn history<A: Adapter>(
+    s: SocketRef<A>,
+    State(app): State<AppState>,
+    reply: Reply<A>,
+    TryData(data): TryData<Value>,
+) {
+    count_in(&s, &app, "history");
+    let outcome = async {
+        let data = data.ok().filter(Value::is_object).ok_or_else(|| {
+            ClientError::new(
+                Code::BadPayload,
+                "an object {room, limit?, before?, after?} is required",
+            )
+        })?;
+        let room = member_room(&s, data.get("room"))?;
+        let Some(store) = app.history_of(room) else {
+            return Err(ClientError::new(Code::NoHistory, "this room keeps no history"));
+        };
+        let number = |key: &str| -> Result<Option<u64>, ClientError> {
+            match data.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                    ClientError::new(
+                        Code::BadPayload,
+                        format!("{key} must be a non-negative integer"),
+                    )
+                }),
+            }
+        };
+        let limit = match number("limit")? {
+            None => 50,
+            Some(n @ 1..=100) => n as usize,
+            Some(_) => {
+                let message = format!("limit must be 1 to {HISTORY_PAGE_MAX}");
+                return Err(ClientError::new(Code::BadPayload, message));
+            }
+        };
+        let range = match (number("before")?, number("after")?) {
+            (Some(_), Some(_)) => {
+                return Err(ClientError::new(Code::BadPayload, "give before or after, not both"));
+            }
+            (Some(before), None) => Range::Before(before, limit),
+            (None, Some(after)) => Range::After(after, limit),
+            (None, None) => Range::Latest(limit),
+        };
+        let page = store.read(room, range).await.map_err(|e| {
+            app.metrics.errors.with_label_values(&["redis"]).inc();
+            tracing::warn!(error = %e, room, "history not read");
+            ClientError::new(Code::Unavailable, "the history store is unavailable; try again")
+        })?;
+        let epoch = page.position.epoch.clone();
+        let messages: Vec<Value> = page
+            .records
+            .iter()
+            .map(|r| json!({ "event": r.kind.event(), "data": r.payload(&epoch) }))
+            .collect();
+        let mut ack = fields(json!({ "room": room }));
+        ack.extend(feed::position_fields(&page.position));
+        ack.insert("messages".into(), messages.into());
+        Ok(ack)
+    }
+    .await;
+    reply.send("history", outcome, &app.metrics);
 }
 
 /// The extra fields of a room send's ack: none when it reached the cluster,

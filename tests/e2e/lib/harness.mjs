@@ -614,9 +614,13 @@ export class Client {
     });
   }
 
-  /** Unconsumed events as [name, ...args]. */
+  /**
+   * Unconsumed events as [name, ...args]. Without a name, the `recovery` event every
+   * socket on `/` gets at connect is left out: it is the connection's, not traffic.
+   */
   pending(name) {
-    return this.events.filter((e) => !e.consumed && (name === undefined || e.name === name)).map((e) => [e.name, ...e.args]);
+    const wanted = (e) => (name === undefined ? e.name !== 'recovery' : e.name === name);
+    return this.events.filter((e) => !e.consumed && wanted(e)).map((e) => [e.name, ...e.args]);
   }
 
   /** Asserts that nothing (or nothing named `name`) arrived unconsumed. */
@@ -780,9 +784,24 @@ export function assertFailure(reply, code, what = '') {
   assert.equal(typeof reply.error.message, 'string', `${what}: error.message should be a string`);
 }
 
-export async function joinRoom(client, room) {
-  const r = await client.ack('join room', room);
-  assert.deepEqual(r, { ok: true, room }, `join room ${room}`);
+/**
+ * Checks a `join room` ack: `{ok, room}`, plus the room's position `{offset, epoch}`
+ * when it keeps history (pass `history: false` for nodes or rooms without).
+ */
+export function assertJoined(reply, room, { history = true } = {}) {
+  const { offset, epoch, ...rest } = reply;
+  assert.deepEqual(rest, { ok: true, room }, `join room ${room}`);
+  if (history) {
+    assert.ok(Number.isSafeInteger(offset) && offset >= 0, `join room ${room}: offset in ${JSON.stringify(reply)}`);
+    assert.equal(typeof epoch, 'string', `join room ${room}: epoch in ${JSON.stringify(reply)}`);
+  } else {
+    assert.equal(offset, undefined, `join room ${room}: no history, no offset`);
+  }
+  return reply;
+}
+
+export async function joinRoom(client, room, opts) {
+  return assertJoined(await client.ack('join room', room), room, opts);
 }
 
 /**

@@ -1,0 +1,295 @@
+//! Delivery of stored events to this node's sockets, each exactly once and in order.
+//!
+//! Every node runs one [`run`] task that takes the feed (the Redis channel, or the single
+//! node's store) in offset order and offers each event to the local members of its room.
+//! A socket's [`Feed`] remembers, per room, the last offset it was sent (its cursor):
+//! - an offset at or below the cursor is a duplicate and is skipped (a replayed event
+//!   that also arrived live);
+//! - an offset more than one past it means events were lost on the way (the feed's
+//!   listener fell behind, a link dropped): they are read back from the store and sent
+//!   first;
+//! - while a recovering socket's replay is being sent, live events are held, and sent
+//!   through the same rules once the replay is out ([`Feed::release`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
+use tokio::sync::mpsc;
+
+use super::{Delivery, History, Position, Range, Record};
+use crate::handlers::reply::{Packet, check_sent};
+use crate::metrics::Metrics;
+
+/// The namespace whose rooms keep history.
+const NAMESPACE: &str = "/";
+
+#[derive(Debug, Default)]
+struct State {
+    cursors: HashMap<String, Position>,
+    /// Live events that arrived while the socket's replay was being sent.
+    held: Option<Vec<Delivery>>,
+}
+
+/// One socket's delivery state, kept in its extensions.
+#[derive(Debug, Default)]
+pub struct Feed(Mutex<State>);
+
+/// What to do with an event for one socket.
+enum Verdict {
+    /// Send it (after the listed records that fill a gap).
+    Send,
+    /// Already sent.
+    Duplicate,
+    /// Parked until the replay is out.
+    Held,
+}
+
+impl Feed {
+    /// A feed that holds live events until [`Feed::release`]: for a socket whose missed
+    /// events are about to be replayed.
+    pub fn held() -> Self {
+        Self(Mutex::new(State { cursors: HashMap::new(), held: Some(Vec::new()) }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts `room` at `position` unless the socket was already sent something newer
+    /// in that epoch.
+    pub fn start_at(&self, room: &str, position: &Position) {
+        let mut state = self.lock();
+        match state.cursors.get_mut(room) {
+            Some(cursor) if cursor.epoch == position.epoch => {
+                cursor.offset = cursor.offset.max(position.offset);
+            }
+            _ => {
+                state.cursors.insert(room.to_owned(), position.clone());
+            }
+        }
+    }
+
+    /// Forgets a room the socket left.
+    pub fn forget(&self, room: &str) {
+        self.lock().cursors.remove(room);
+    }
+
+    /// The cursor of `room` if it is in `epoch`.
+    fn cursor_in(&self, room: &str, epoch: &str) -> Option<u64> {
+        let state = self.lock();
+        state.cursors.get(room).filter(|c| c.epoch == epoch).map(|c| c.offset)
+    }
+
+    /// Decides about `d` and moves the cursor; `holding` parks it while a replay runs.
+    fn judge(state: &mut State, d: &Delivery, holding: bool) -> (Verdict, Option<u64>) {
+        if holding && let Some(held) = state.held.as_mut() {
+            held.push(d.clone());
+            return (Verdict::Held, None);
+        }
+        let previous = state.cursors.get(&d.room).filter(|c| c.epoch == d.epoch).map(|c| c.offset);
+        if previous.is_some_and(|c| d.record.offset <= c) {
+            return (Verdict::Duplicate, previous);
+        }
+        state
+            .cursors
+            .insert(d.room.clone(), Position { epoch: d.epoch.clone(), offset: d.record.offset });
+        (Verdict::Send, previous)
+    }
+
+    /// Offers `d` to `socket`: `backfill` holds the records between the lowest cursor
+    /// of the room's sockets and `d`, read from the store when a gap was seen.
+    fn offer<A: Adapter>(
+        &self,
+        socket: &SocketRef<A>,
+        d: &Delivery,
+        payload: &RawValue,
+        backfill: &[Record],
+        holding: bool,
+        metrics: &Metrics,
+    ) {
+        let mut state = self.lock();
+        let (verdict, previous) = Self::judge(&mut state, d, holding);
+        if let Verdict::Send = verdict {
+            // Emits only queue the packet, so they run under the lock: a concurrent
+            // offer cannot slip between the gap's records and the event.
+            if let Some(cursor) = previous {
+                for record in backfill.iter().filter(|r| r.offset > cursor) {
+                    let event = record.kind.event();
+                    let sent = socket.emit(event, &record.payload(&d.epoch));
+                    check_sent(metrics, NAMESPACE, Packet::Broadcast, event, sent);
+                }
+            }
+            let event = d.record.kind.event();
+            check_sent(metrics, NAMESPACE, Packet::Broadcast, event, socket.emit(event, payload));
+        }
+    }
+
+    /// Sends what was held during the replay, then lets live events through. Events
+    /// arriving meanwhile are held too and sent in turn, so order is kept.
+    pub async fn release<A: Adapter>(
+        &self,
+        socket: &SocketRef<A>,
+        history: Option<&History>,
+        metrics: &Metrics,
+    ) {
+        loop {
+            let held = {
+                let mut state = self.lock();
+                match state.held.as_mut() {
+                    Some(held) if !held.is_empty() => std::mem::take(held),
+                    _ => {
+                        state.held = None;
+                        return;
+                    }
+                }
+            };
+            for d in held {
+                let sockets = [socket.clone()];
+                match history {
+                    Some(history) => deliver(&sockets, history, &d, false, metrics).await,
+                    None => tracing::debug!("held event without a store dropped"),
+                }
+            }
+        }
+    }
+}
+
+/// The feed of a socket, if it has one (sockets of `/` do once authenticated).
+pub fn of<A: Adapter>(socket: &SocketRef<A>) -> Option<Arc<Feed>> {
+    socket.extensions.get::<Arc<Feed>>()
+}
+
+/// Offers one event to `sockets`, filling any gap from the store first.
+async fn deliver<A: Adapter>(
+    sockets: &[SocketRef<A>],
+    history: &History,
+    d: &Delivery,
+    holding: bool,
+    metrics: &Metrics,
+) {
+    let skip = d.skip.as_deref();
+    let feeds: Vec<(&SocketRef<A>, Arc<Feed>)> = sockets
+        .iter()
+        .filter(|s| Some(s.id.as_str()) != skip)
+        .filter_map(|s| of(s).map(|f| (s, f)))
+        .collect();
+    let lowest = feeds
+        .iter()
+        .filter_map(|(_, f)| f.cursor_in(&d.room, &d.epoch))
+        .filter(|c| c + 1 < d.record.offset)
+        .min();
+    let backfill = match lowest {
+        None => Vec::new(),
+        Some(from) => {
+            let missing = usize::try_from(d.record.offset - from - 1).unwrap_or(usize::MAX);
+            match history.read(&d.room, Range::After(from, missing)).await {
+                Ok(page) if page.position.epoch == d.epoch => page.records,
+                Ok(_) => Vec::new(),
+                Err(e) => {
+                    metrics.errors.with_label_values(&["redis"]).inc();
+                    tracing::warn!(error = %e, room = %d.room, "gap in the room's events not filled");
+                    Vec::new()
+                }
+            }
+        }
+    };
+    let backfill: Vec<Record> =
+        backfill.into_iter().filter(|r| r.offset < d.record.offset).collect();
+    let payload = match serde_json::value::to_raw_value(&d.record.payload(&d.epoch)) {
+        Ok(payload) => payload,
+        Err(e) => {
+            tracing::warn!(error = %e, "stored event not serialisable; dropped");
+            return;
+        }
+    };
+    for (socket, feed) in feeds {
+        feed.offer(socket, d, &payload, &backfill, holding, metrics);
+    }
+}
+
+/// Takes the feed until it closes (shutdown), offering each event to the local members
+/// of its room on `/`.
+pub async fn run<A: Adapter>(
+    io: SocketIo<A>,
+    history: History,
+    mut feed: mpsc::UnboundedReceiver<Delivery>,
+    metrics: Metrics,
+) {
+    while let Some(d) = feed.recv().await {
+        let sockets = io.within(d.room.clone()).sockets();
+        if !sockets.is_empty() {
+            deliver(&sockets, &history, &d, true, &metrics).await;
+        }
+    }
+}
+
+/// A replayed room: what to send, oldest first, and the position after it.
+pub struct Replay {
+    /// The room.
+    pub room: String,
+    /// Its epoch.
+    pub epoch: String,
+    /// The records missed.
+    pub records: Vec<Record>,
+}
+
+impl Replay {
+    /// How many events [`Replay::send`] sends.
+    pub fn events(&self) -> usize {
+        let messages = self.records.iter().filter(|r| r.kind == super::Kind::Message).count();
+        let marker = usize::from(self.records.iter().any(|r| r.kind == super::Kind::Invalidate));
+        messages + marker
+    }
+
+    /// Sends the missed messages in order, then one `ds invalidate {room, missed, offset,
+    /// epoch}` for the invalidations missed: each only says "reload", so one is enough.
+    /// Returns how many events were sent.
+    pub fn send<A: Adapter>(&self, socket: &SocketRef<A>, feed: &Feed, metrics: &Metrics) -> usize {
+        let mut sent = 0;
+        let mut missed_invalidations = Vec::new();
+        for record in &self.records {
+            match record.kind {
+                super::Kind::Message => {
+                    let event = record.kind.event();
+                    check_sent(
+                        metrics,
+                        NAMESPACE,
+                        Packet::Event,
+                        event,
+                        socket.emit(event, &record.payload(&self.epoch)),
+                    );
+                    sent += 1;
+                }
+                super::Kind::Invalidate => missed_invalidations.push(record.offset),
+            }
+        }
+        if let Some(last) = missed_invalidations.last() {
+            let marker = serde_json::json!({
+                "room": self.room,
+                "missed": missed_invalidations.len(),
+                "offset": last,
+                "epoch": self.epoch,
+            });
+            let event = super::Kind::Invalidate.event();
+            check_sent(metrics, NAMESPACE, Packet::Event, event, socket.emit(event, &marker));
+            sent += 1;
+        }
+        if let Some(last) = self.records.last() {
+            feed.start_at(&self.room, &Position { epoch: self.epoch.clone(), offset: last.offset });
+        }
+        sent
+    }
+}
+
+/// `Value` of a position for acks and the `recovery` event.
+pub fn position_fields(position: &Position) -> serde_json::Map<String, Value> {
+    let mut map = serde_json::Map::new();
+    map.insert("offset".into(), position.offset.into());
+    map.insert("epoch".into(), position.epoch.clone().into());
+    map
+}
