@@ -812,9 +812,16 @@ recover from.
 | --- | ---: | ---: | ---: | --- | --- |
 {chr(10).join(rows)}
 
+The time back in the room includes the client's reconnect delay (0.5–1.5 s before the
+first attempt), the same on both sides; what follows it is a handshake and, on
+Roomcast, the check of the credential and the replay. Replay latency: from the start of
+the reconnect handshake to the last missed message received, per member that had
+missed some.
+
 Recovery outcomes: Roomcast: {outcome(rs)}; Node: {outcome(ns)}.
 Generator-side events (the dropped connections, reconnect attempts that hit the dead
 node): Roomcast: {errs(rs)}; Node: {errs(ns)}.
+1-minute load average after the step (2 cores, shared): Roomcast {rs['loadavg_after']:.1f}, Node {ns['loadavg_after']:.1f}.
 """)
     hc = r.get("history_cost")
     if hc:
@@ -1007,9 +1014,8 @@ def main():
             pg.stop()
     results["machine"] = machine()
     results["finished_utc"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    results["args"] = vars(args)
+    results["args"] = {**vars(args), "only": sorted(args.only)}
     results["command"] = command
-    results["args"]["only"] = sorted(args.only)
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(json.dumps(results, indent=2))
     log(f"wrote {args.results}")
