@@ -123,6 +123,8 @@ struct MemberReport {
     back_at_us: Option<u64>,
     back_latency: Latencies,
     replay_latency: Latencies,
+    reconnect_connect_latency: Latencies,
+    recovery_event_latency: Latencies,
     outcomes: Errors,
     errors: Errors,
 }
@@ -268,6 +270,9 @@ impl Member {
             // The first connect: only the credential matters.
             return Ok(());
         }
+        if let Some(started) = self.reconnect_started {
+            self.report.recovery_event_latency.push(started.elapsed());
+        }
         let room = r.rooms.get(&self.room).and_then(|v| RoomRecovery::deserialize(v).ok());
         match room {
             Some(room) => {
@@ -300,12 +305,12 @@ impl Member {
         }
     }
 
-    /// Reconnects after a drop, trying the next targets in turn; `None` once stopped.
+    /// Reconnects after a drop, trying the other targets in turn; `None` once stopped.
     async fn reconnect(
         &mut self,
         ctx: &Ctx,
         cfg: &Storm,
-        home: usize,
+        member: usize,
         stop: &CancellationToken,
     ) -> Option<Ws> {
         for attempt in 1u32.. {
@@ -313,12 +318,13 @@ impl Member {
                 () = stop.cancelled() => return None,
                 () = tokio::time::sleep(cfg.backoff(attempt)) => {}
             }
-            let target = &ctx.targets[(home + attempt as usize) % ctx.targets.len()];
+            let target = &ctx.targets[reconnect_target(member, attempt, ctx.targets.len())];
             let recovering = cfg.recover && self.token.is_some();
             self.reconnect_started = Some(Instant::now());
             let auth = self.auth(&ctx.auth);
             match client::connect(target, &ctx.sources, "/", &auth, ctx.connect_timeout).await {
                 Ok(c) => {
+                    self.report.reconnect_connect_latency.push(c.elapsed);
                     let mut ws = c.ws;
                     if recovering {
                         self.phase = Phase::AwaitRecovery;
@@ -333,6 +339,17 @@ impl Member {
         }
         None
     }
+}
+
+/// The target of a member's reconnect attempt: the others than its own in turn,
+/// starting from a different one per member, so that the members of a dead target
+/// spread evenly over the rest (as a balancer would spread them).
+fn reconnect_target(member: usize, attempt: u32, targets: usize) -> usize {
+    let home = member % targets;
+    if targets == 1 {
+        return home;
+    }
+    (home + 1 + (member / targets + attempt as usize - 1) % (targets - 1)) % targets
 }
 
 /// One sender per room: joins it, then sends numbered, timestamped messages.
@@ -426,7 +443,7 @@ pub async fn storm(ctx: Arc<Ctx>, cfg: Storm) -> Value {
                         m.dropped = Some(Instant::now());
                         m.report.dropped_at_us.get_or_insert_with(epoch_micros);
                     }
-                    match m.reconnect(&ctx, &cfg, home, &stop).await {
+                    match m.reconnect(&ctx, &cfg, i, &stop).await {
                         Some(new) => ws = new,
                         None => return m.report,
                     }
@@ -581,6 +598,8 @@ pub async fn storm(ctx: Arc<Ctx>, cfg: Storm) -> Value {
         "storm_s": totals.storm_s(),
         "back_latency": totals.back_latency.summary(),
         "replay_latency": totals.replay_latency.summary(),
+        "reconnect_connect_latency": totals.reconnect_connect_latency.summary(),
+        "recovery_event_latency": totals.recovery_event_latency.summary(),
         "replayed_messages": totals.replayed,
         "outcomes": totals.outcomes,
         "live_latency": totals.live_latency.summary(),
@@ -604,6 +623,8 @@ struct Totals {
     last_back_us: Option<u64>,
     back_latency: Latencies,
     replay_latency: Latencies,
+    reconnect_connect_latency: Latencies,
+    recovery_event_latency: Latencies,
     replayed: u64,
     live_latency: Latencies,
     outcomes: Errors,
@@ -632,6 +653,8 @@ impl Totals {
         }
         self.back_latency.merge(r.back_latency);
         self.replay_latency.merge(r.replay_latency);
+        self.reconnect_connect_latency.merge(r.reconnect_connect_latency);
+        self.recovery_event_latency.merge(r.recovery_event_latency);
         self.replayed += r.replayed;
         self.live_latency.merge(r.live_latency);
         self.outcomes.merge(r.outcomes);
@@ -686,6 +709,17 @@ mod tests {
             assert!((2000..=6000).contains(&late), "{late}");
         }
         assert_eq!(cfg(0).backoff(3), Duration::ZERO);
+    }
+
+    #[test]
+    fn reconnects_spread_over_the_other_targets() {
+        // Members 0, 3, 6, 9 live on target 0 of 3: their first attempts alternate
+        // between targets 1 and 2, and each member then tries the other one.
+        let first: Vec<_> = [0, 3, 6, 9].iter().map(|&m| reconnect_target(m, 1, 3)).collect();
+        assert_eq!(first, [1, 2, 1, 2]);
+        assert_eq!((reconnect_target(0, 2, 3), reconnect_target(3, 2, 3)), (2, 1));
+        assert!((1..20).all(|a| reconnect_target(4, a, 3) != 1), "never its own target");
+        assert_eq!(reconnect_target(5, 1, 1), 0);
     }
 
     #[test]
