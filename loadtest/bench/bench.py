@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -824,8 +825,10 @@ recover from.
 The time back in the room includes the client's reconnect delay (0.5–1.5 s before the
 first attempt), the same on both sides; what follows it is a handshake and, on
 Roomcast, the check of the credential and the replay. Replay latency: from the start of
-the reconnect handshake to the last missed message received, per member that had
-missed some.
+the reconnect handshake to the last missed message received (to the `recovery` event
+for a member that had missed nothing), per reconnected member. The generator's CPU
+time and the live latency of the members that stayed say whether the generator kept
+up with {rs['members']:,} sockets.
 
 Recovery outcomes: Roomcast: {outcome(rs)}; Node: {outcome(ns)}.
 Generator-side events (the dropped connections, reconnect attempts that hit the dead
@@ -868,7 +871,9 @@ message**; the {m['keys']} history keys by `MEMORY USAGE`: {fmt(m['key_bytes'])}
 delivered, with its id, sender, room, timestamps and a message of two numbers) is
 {m['event_bytes']} bytes of JSON, so the rest is the stream's per-entry overhead. A room keeps at most
 `history.size` (500) messages for `history.ttl` (10 min): at this size, a full room costs
-about {fmt((m['key_bytes_per_message'] or 0) * 500 / 1024, 0)} KiB of Redis memory.
+about {fmt((m['key_bytes_per_message'] or 0) * 500 / 1024, 0)} KiB of Redis memory. Redis grows a stream in blocks
+(listpacks of up to 4 KiB, `stream-node-max-bytes`), so these figures move in steps
+between runs.
 """)
     return "\n".join(parts) + "\n"
 
@@ -892,10 +897,15 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             text += f" (default: {default})"
         return text
 
+    def _split_lines(self, text, width):
+        # Long words (the default list of steps) stay whole, so help can be searched.
+        return textwrap.wrap(" ".join(text.split()), width, break_long_words=False, break_on_hyphens=False)
+
 
 STEPS = ("idle", "capacity", "fanout", "requests", "handshakes", "storm", "history")
 # Steps whose results make the "Room history and recovery" section on their own.
 HISTORY_STEPS = {"storm", "history"}
+MAIN_STEPS = set(STEPS) - HISTORY_STEPS
 
 
 def parser():
@@ -934,7 +944,8 @@ def parser():
     ap.add_argument("--duration", type=float, default=10, help="seconds each timed step runs")
     ap.add_argument("--systems", default="roomcast,node", help="systems to run, comma-separated (roomcast,node)")
     ap.add_argument("--only", type=lambda v: set(v.split(",")), default=steps,
-                    help=f"steps to run, comma-separated ({steps}); the report needs all")
+                    help=f"steps to run, comma-separated ({steps}); the whole report needs all but storm and "
+                         "history, which alone rewrite their own section")
     ap.add_argument("--roomcast-bin", help="a roomcast binary to use instead of the release build (tuning experiments)")
     ap.add_argument("--roomcast-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the Roomcast nodes, repeatable (tuning experiments)")
@@ -949,32 +960,43 @@ def parser():
                          "storm and history steps)")
     ap.add_argument("--out", metavar="FILE", default="BENCHMARKS.md",
                     help="where the Markdown report is written (relative paths: from the repository); "
-                         "only a run of both systems and all steps, without tuning options, writes one; a run of "
+                         "only a run of both systems and the main steps, without tuning options, writes one; a run of "
                          "both systems and only the storm and history steps rewrites its section of it")
     return ap
 
 
+HISTORY_HEAD = "\n## Room history and recovery\n"
+
+
+def with_section(text, section):
+    """`text` with its "Room history and recovery" section replaced by `section` (or
+    `section` put before the sharded section, or at the end)."""
+    if HISTORY_HEAD in text:
+        before, rest = text.split(HISTORY_HEAD, 1)
+        after = rest[rest.find("\n## "):] if "\n## " in rest else "\n"
+        return before + "\n" + section + after
+    if "\n## Sharded vs classic" in text:
+        before, after = text.split("\n## Sharded vs classic", 1)
+        return before + "\n" + section + "\n## Sharded vs classic" + after
+    return text + "\n" + section
+
+
 def write_report(args, results, out_file):
-    """All steps: the whole report. Only the storm and history steps: their section,
-    put in place of the one in `out_file` (or before the sharded section)."""
-    if args.only == set(STEPS):
-        Path(out_file).write_text(report(args, results, results["machine"], results["command"]))
+    """The main steps: the whole report (keeping the history section already in
+    `out_file` when these results have none). Only the storm and history steps: their
+    section, put in place of the one in `out_file`."""
+    existing = Path(out_file).read_text() if Path(out_file).exists() else ""
+    if MAIN_STEPS <= args.only:
+        text = report(args, results, results["machine"], results["command"])
+        if "storm" not in results["roomcast"] and HISTORY_HEAD in existing:
+            kept = existing.split(HISTORY_HEAD, 1)[1]
+            kept = kept[:kept.find("\n## ")] if "\n## " in kept else kept
+            text = with_section(text, HISTORY_HEAD.lstrip("\n") + kept.rstrip("\n") + "\n\n")
     elif args.only <= HISTORY_STEPS:
-        section = history_section(args, results, results["finished_utc"], results["command"])
-        text = Path(out_file).read_text() if Path(out_file).exists() else ""
-        head = "\n## Room history and recovery\n"
-        if head in text:
-            before, rest = text.split(head, 1)
-            after = rest[rest.find("\n## "):] if "\n## " in rest else "\n"
-            text = before + "\n" + section + after
-        elif "\n## Sharded vs classic" in text:
-            before, after = text.split("\n## Sharded vs classic", 1)
-            text = before + "\n" + section + "\n## Sharded vs classic" + after
-        else:
-            text += "\n" + section
-        Path(out_file).write_text(text)
+        text = with_section(existing, history_section(args, results, results["finished_utc"], results["command"]))
     else:
         return
+    Path(out_file).write_text(text)
     log(f"wrote {out_file}")
 
 
