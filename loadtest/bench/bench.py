@@ -869,8 +869,9 @@ node): Roomcast: {errs(rs)}; Node: {errs(ns)}.
         sweep = ["| offered msg/s | history | deliveries/s | delivered | p50 ms | p99 ms | server CPU µs per delivery "
                  "| p99 ms of each run | deliveries/s of each run |",
                  "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        cpu_per_delivery = lambda x: sum(x["server_cpu_s"]) * 1e6 / x["deliveries"] if x["deliveries"] else None
         for step in hc["fanout"]:
-            cpu = sum(step["server_cpu_s"]) * 1e6 / step["deliveries"] if step["deliveries"] else None
+            cpu = cpu_per_delivery(step)
             sweep.append(f"| {fmt(step['offered_rate'], 0)} | {'on' if step['history'] else 'off'} | "
                          f"{fmt(step['deliveries_per_s'], 0)} | {step['delivery_ratio'] * 100:.1f} % | "
                          f"{fmt(step['latency']['p50_ms'])} | {fmt(step['latency']['p99_ms'])} | {fmt(cpu)} | "
@@ -882,7 +883,8 @@ node): Roomcast: {errs(rs)}; Node: {errs(ns)}.
             if off:
                 ratios.append(f"at {fmt(on['offered_rate'], 0)} msg/s, on / off: deliveries/s "
                               f"{fmt(ratio(on['deliveries_per_s'], off['deliveries_per_s']), 2)}, p99 "
-                              f"{fmt(ratio(on['latency']['p99_ms'], off['latency']['p99_ms']), 2)}")
+                              f"{fmt(ratio(on['latency']['p99_ms'], off['latency']['p99_ms']), 2)}, server CPU per "
+                              f"delivery {fmt(ratio(cpu_per_delivery(on), cpu_per_delivery(off)), 2)}")
         m = hc["memory"]
         parts.append(f"""### The cost of history (Roomcast)
 
