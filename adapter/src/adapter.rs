@@ -395,7 +395,8 @@ impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
 
     fn on_broadcast(&self, payload: &[u8]) -> Result<(), DecodeError> {
         let msg = Broadcast::decode(payload)?;
-        if msg.uid == self.core.uid || msg.packet.nsp != self.core.nsp {
+        let skipped = msg.opts.flags.from_history == Some(true);
+        if skipped || msg.uid == self.core.uid || msg.packet.nsp != self.core.nsp {
             return Ok(());
         }
         let packet = socket_packet(&msg.packet)?;
@@ -524,7 +525,7 @@ impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
         request_id: Option<String>,
         uid: Option<String>,
     ) -> Result<(), DecodeError> {
-        if packet.nsp != self.core.nsp {
+        if packet.nsp != self.core.nsp || opts.flags.from_history == Some(true) {
             return Ok(());
         }
         let packet = socket_packet(&packet)?;

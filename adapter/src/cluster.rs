@@ -16,7 +16,10 @@ use crate::{
     driver::{Driver, DriverError, FredDriver},
     error::{RequestError, RoomsReadyError, ServerSideEmitError},
     namespace::NsCore,
-    proto::{FetchedSocket, Request, ResponseBody, ResponseMsg, Target},
+    proto::{
+        Broadcast, EventPacket, FetchedSocket, Flags, Request, ResponseBody, ResponseMsg,
+        ShardedBody, Target, WireOpts, json_to_msgpack,
+    },
 };
 
 /// An event another server sent with `serverSideEmit`.
@@ -253,6 +256,37 @@ impl<D: Driver> Cluster<D> {
     /// The servers serving `nsp`, this one included (PUBSUB NUMSUB).
     pub async fn server_count(&self, nsp: &str) -> Result<u64, RequestError> {
         Ok(self.namespace(nsp)?.server_count().await?)
+    }
+
+    /// Sends `event` to the sockets of Node.js servers in `rooms` of `nsp`, marked
+    /// `fromHistory` so Roomcast servers skip it: they deliver the same event from their
+    /// room history, in order and with its offset.
+    pub async fn broadcast_to_peers(
+        &self,
+        nsp: &str,
+        rooms: Vec<String>,
+        event: &str,
+        args: Vec<Json>,
+    ) -> Result<(), RequestError> {
+        let core = self.namespace(nsp)?;
+        let text = serde_json::to_string(&event_data(event, args))
+            .map_err(|e| crate::proto::EncodeError::Serialize(e.to_string()))?;
+        let data = json_to_msgpack(&text, &[])?;
+        let flags = Flags { from_history: Some(true), ..Flags::default() };
+        let opts = WireOpts { rooms, except: Vec::new(), flags };
+        let (channel, payload) = match &core.sharded {
+            Some(sharded) => core.sharded_message(
+                sharded,
+                ShardedBody::Broadcast { data, request_id: None, opts },
+            )?,
+            None => {
+                let packet = EventPacket { nsp: core.nsp.clone(), data };
+                let msg = Broadcast { uid: core.uid.clone(), packet, opts };
+                (core.channels.broadcast_channel(&msg.opts.rooms), msg.encode()?)
+            }
+        };
+        core.publish(channel, payload).await?;
+        Ok(())
     }
 
     /// Node's `io.of(nsp).serverSideEmit(event, ...args)`: every other

@@ -14,13 +14,23 @@ use axum::routing::get;
 use crate::build::BuildInfo;
 use crate::state::AppState;
 
-/// The demo chat at `/` and the official browser client it loads.
+/// The demo chat at `/`, the official browser client and the recovery helper it loads.
 pub fn demo_routes() -> Router {
     const PAGE: &str = include_str!("../assets/index.html");
-    Router::new().route("/", get(async || Html(PAGE))).route(
-        "/assets/socket.io.min.js",
-        get(async |headers: HeaderMap| client_file("socket.io.min.js", MIN_JS, &headers)),
-    )
+    Router::new()
+        .route("/", get(async || Html(PAGE)))
+        .route(
+            "/assets/socket.io.min.js",
+            get(async |headers: HeaderMap| {
+                client_file("socket.io.min.js", MIN_JS, &bundle_etag(), &headers)
+            }),
+        )
+        .route(
+            "/assets/roomcast.mjs",
+            get(async |headers: HeaderMap| {
+                client_file(HELPER_NAME, HELPER_JS, HELPER_ETAG, &headers)
+            }),
+        )
 }
 
 /// The version of the vendored `socket.io-client` bundle, its ETag as in Node's server.
@@ -40,32 +50,49 @@ const CLIENT_FILES: &[(&str, &str)] = &[
     ("socket.io.esm.min.js.map", include_str!("../assets/socket.io.esm.min.js.map")),
 ];
 
-/// Serves `<server.path>/socket.io.js` and the other bundle files, before the
-/// Socket.IO layer would take the request for a transport.
+/// The client helper that gets a socket its rooms and missed messages back after a
+/// reconnect: an ES module of this project, served next to the bundle.
+const HELPER_NAME: &str = "roomcast.mjs";
+const HELPER_JS: &str = include_str!("../assets/roomcast.mjs");
+
+/// The helper's ETag follows this server's build (version and commit), not the bundle's
+/// version: a browser keeps its copy until the node runs another build.
+const HELPER_ETAG: &str =
+    concat!("\"roomcast-", env!("CARGO_PKG_VERSION"), "-", env!("ROOMCAST_GIT_COMMIT"), "\"");
+
+/// The bundle files' ETag: the vendored client version, as Node's server sends it.
+fn bundle_etag() -> String {
+    format!("\"{CLIENT_VERSION}\"")
+}
+
+/// Serves `<server.path>/socket.io.js`, the other bundle files and `roomcast.mjs`,
+/// before the Socket.IO layer would take the request for a transport.
 pub async fn serve_client(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let base = app.config.server.path.trim_end_matches('/');
-    let file = req
-        .uri()
-        .path()
-        .strip_prefix(base)
-        .and_then(|rest| rest.strip_prefix('/'))
-        .and_then(|name| CLIENT_FILES.iter().find(|(file, _)| *file == name));
+    let name = req.uri().path().strip_prefix(base).and_then(|rest| rest.strip_prefix('/'));
+    let file = match name {
+        Some(HELPER_NAME) => Some((HELPER_NAME, HELPER_JS, HELPER_ETAG.to_owned())),
+        Some(name) => CLIENT_FILES
+            .iter()
+            .find(|(file, _)| *file == name)
+            .map(|(file, body)| (*file, *body, bundle_etag())),
+        None => None,
+    };
     match file {
-        Some((name, body)) if [Method::GET, Method::HEAD].contains(req.method()) => {
-            client_file(name, body, req.headers())
+        Some((name, body, etag)) if [Method::GET, Method::HEAD].contains(req.method()) => {
+            client_file(name, body, &etag, req.headers())
         }
         _ => next.run(req).await,
     }
 }
 
-/// One bundle file with Node's caching: revalidated each time (`max-age=0`) against
-/// the client version as ETag, `304 Not Modified` when the browser has it.
-fn client_file(name: &str, body: &'static str, headers: &HeaderMap) -> Response {
-    let etag = format!("\"{CLIENT_VERSION}\"");
+/// One client file with Node's caching: revalidated each time (`max-age=0`) against
+/// `etag`, `304 Not Modified` when the browser has it.
+fn client_file(name: &str, body: &'static str, etag: &str, headers: &HeaderMap) -> Response {
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == etag || v.strip_prefix("W/") == Some(etag.as_str()));
+        .is_some_and(|v| v == etag || v.strip_prefix("W/") == Some(etag));
     if fresh {
         return StatusCode::NOT_MODIFIED.into_response();
     }
@@ -73,7 +100,7 @@ fn client_file(name: &str, body: &'static str, headers: &HeaderMap) -> Response 
     let headers = [
         (header::CONTENT_TYPE, format!("{kind}; charset=utf-8")),
         (header::CACHE_CONTROL, "public, max-age=0".to_owned()),
-        (header::ETAG, etag),
+        (header::ETAG, etag.to_owned()),
     ];
     (headers, body).into_response()
 }
@@ -251,18 +278,29 @@ mod tests {
 
     #[test]
     fn a_known_bundle_is_not_sent_again() {
+        let etag = bundle_etag();
         let with = |tag: &str| {
             let mut headers = HeaderMap::new();
             headers.insert(header::IF_NONE_MATCH, HeaderValue::from_str(tag).expect("value"));
-            client_file("socket.io.js", "x", &headers).status()
+            client_file("socket.io.js", "x", &etag, &headers).status()
         };
-        let etag = format!("\"{CLIENT_VERSION}\"");
         assert_eq!(with(&etag), StatusCode::NOT_MODIFIED);
         assert_eq!(with(&format!("W/{etag}")), StatusCode::NOT_MODIFIED);
         assert_eq!(with("\"4.0.0\""), StatusCode::OK);
-        let fresh = client_file("socket.io.js.map", "{}", &HeaderMap::new());
+        let fresh = client_file("socket.io.js.map", "{}", &etag, &HeaderMap::new());
         assert_eq!(fresh.headers()[header::CONTENT_TYPE], "application/json; charset=utf-8");
         assert_eq!(fresh.headers()[header::ETAG], etag.as_str());
+    }
+
+    #[test]
+    fn the_helper_etag_is_the_server_build_not_the_bundle_version() {
+        let version = crate::build::BuildInfo::CURRENT.version;
+        assert!(HELPER_ETAG.starts_with(&format!("\"roomcast-{version}-")), "{HELPER_ETAG}");
+        assert!(!HELPER_ETAG.contains(CLIENT_VERSION));
+        let helper = client_file(HELPER_NAME, HELPER_JS, HELPER_ETAG, &HeaderMap::new());
+        assert_eq!(helper.headers()[header::CONTENT_TYPE], "application/javascript; charset=utf-8");
+        assert_eq!(helper.headers()[header::ETAG], HELPER_ETAG);
+        assert!(HELPER_JS.contains("export function recoverable(socket)"));
     }
 
     #[test]

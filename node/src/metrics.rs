@@ -76,6 +76,12 @@ pub struct Metrics {
     adapter_link: Arc<OnceLock<Box<dyn Fn() -> bool + Send + Sync>>>,
     /// Room messages acked while the adapter was down: delivered on this node only.
     pub delivered_local: IntCounterVec,
+    /// Room events sent from the history, by why: `replay` (a recovering client's missed
+    /// events) or `gap` (events the node's feed lost on the way, read back).
+    pub history_resent: IntCounterVec,
+    /// Recoveries asked for at connect, by outcome: `recovered` (every room),
+    /// `partial` (some rooms with `recovered: false`) or `refused` (the credential).
+    pub recoveries: IntCounterVec,
 }
 
 /// Values the adapter counter takes, exported at zero before the first message.
@@ -193,6 +199,16 @@ impl Metrics {
                 "Room messages delivered on this node only: the adapter was down",
                 &["nsp"],
             ),
+            history_resent: counter(
+                "history_resent_total",
+                "Room events sent again from the history: replay at recovery, or a gap filled",
+                &["reason"],
+            ),
+            recoveries: counter(
+                "recoveries_total",
+                "Recoveries asked for at connect, by outcome",
+                &["result"],
+            ),
             registry,
         }
         .with_build_info(&BuildInfo::CURRENT)
@@ -280,6 +296,12 @@ impl Metrics {
         }
         self.emits_dropped.with_label_values(&[nsp]);
         self.delivered_local.with_label_values(&[nsp]);
+        for reason in ["replay", "gap"] {
+            self.history_resent.with_label_values(&[reason]);
+        }
+        for result in ["recovered", "partial", "refused"] {
+            self.recoveries.with_label_values(&[result]);
+        }
     }
 
     /// Exports `roomcast_adapter_connected` from `is_connected` from now on.

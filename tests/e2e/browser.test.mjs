@@ -1,7 +1,8 @@
 // The demo page in a real browser: two headless Chromium pages sign in, chat with each
 // other through the official browser bundle, and see each other typing in the room
 // they type in only. On a phone-sized screen Send stays visible; offline, a banner
-// shows and the input is disabled. Screenshots are kept as test artifacts in
+// shows and the input is disabled; back online, the messages missed meanwhile are in
+// the log, once, in order. Screenshots are kept as test artifacts in
 // target/e2e-artifacts/.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -112,6 +113,89 @@ describe('demo page in headless Chromium', { timeout: 90000 }, () => {
     await bob.waitForSelector('#typing:has-text("alice typing")', { timeout: 5000 });
     await alice.close();
     await bob.close();
+  });
+
+  it('on a phone, after a network drop: a banner while away, then the missed messages', async () => {
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const bob = await env.connect('v4-websocket', { login: 'bob', password: 'bob-pw' });
+    try {
+      await page.goto(env.url);
+      await page.fill('#login-name', 'alice');
+      await page.fill('#login-password', 'alice-pw');
+      await page.click('#login button');
+      const room = `away-${Date.now()}`;
+      await page.fill('#join-name', room);
+      await page.press('#join-name', 'Enter');
+      await page.waitForSelector(`#rooms li.active:has-text("${room}")`, { timeout: 5000 });
+      assert.equal((await bob.ack('join room', room)).ok, true);
+      const say = async (message) => assert.equal((await bob.ack('sendMessage', { room, message })).ok, true);
+      await say('before the drop');
+      await page.waitForSelector('#messages li:has-text("before the drop")', { timeout: 5000 });
+
+      // The network goes away: the connection drops and reconnecting fails until it is back.
+      await page.context().setOffline(true);
+      await page.evaluate(() => workspace.io.engine.close());
+      await page.waitForSelector('#offline:not(.hidden)', { timeout: 5000 });
+      await say('missed one');
+      await say('missed two');
+      await page.waitForTimeout(1500);
+      assert.ok(await page.isVisible('#offline'), 'still offline');
+      assert.equal(await page.locator('#messages li:has-text("missed")').count(), 0);
+
+      await page.context().setOffline(false);
+      await page.waitForSelector('#offline', { state: 'hidden', timeout: 10000 });
+      await page.waitForSelector('#messages li:has-text("missed two")', { timeout: 5000 });
+      await say('after the return');
+      await page.waitForSelector('#messages li:has-text("after the return")', { timeout: 5000 });
+      const log = await page.locator('#messages li').allTextContents();
+      const from = log.findIndex((l) => l.includes('before the drop'));
+      assert.deepEqual(
+        log.slice(from).map((l) => l.replace(/\d{1,2}:\d{2}:\d{2}.*$/, '')),
+        ['bobbefore the drop', '2 missed messages recovered', 'bobmissed one', 'bobmissed two', 'bobafter the return'],
+      );
+      assert.equal(await page.evaluate(() => document.documentElement.scrollWidth), 390, 'no sideways scrolling');
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS, 'demo-chat-phone-recovered.png') });
+    } finally {
+      bob.close();
+      await page.close();
+    }
+  });
+
+  it('says so when the history no longer covers the time away, and shows the latest messages', async () => {
+    const own = await setupNode('sqlite', { users: ['alice', 'bob'], env: { ROOMCAST_HISTORY_SIZE: '2' } });
+    const page = await browser.newPage();
+    const bob = await own.connect('v4-websocket', { login: 'bob', password: 'bob-pw' });
+    try {
+      await page.goto(own.url);
+      await page.fill('#login-name', 'alice');
+      await page.fill('#login-password', 'alice-pw');
+      await page.click('#login button');
+      await page.waitForSelector('#rooms li.active:has-text("lobby")', { timeout: 5000 });
+      assert.equal((await bob.ack('join room', 'lobby')).ok, true);
+      const say = async (message) => assert.equal((await bob.ack('sendMessage', { room: 'lobby', message })).ok, true);
+      await say('seen');
+      await page.waitForSelector('#messages li:has-text("seen")', { timeout: 5000 });
+
+      await page.context().setOffline(true);
+      await page.evaluate(() => workspace.io.engine.close());
+      await page.waitForSelector('#offline:not(.hidden)', { timeout: 5000 });
+      // Three messages while away; the room keeps the last two only.
+      for (const message of ['gone', 'kept one', 'kept two']) await say(message);
+      await page.context().setOffline(false);
+      await page.waitForSelector('#offline', { state: 'hidden', timeout: 10000 });
+      await page.waitForSelector('#messages li:has-text("kept two")', { timeout: 5000 });
+      const log = (await page.locator('#messages li').allTextContents()).map((l) => l.replace(/\d{1,2}:\d{2}:\d{2}.*$/, ''));
+      assert.deepEqual(log, [
+        'bobseen',
+        'history lost (gap_too_large): some messages sent while you were offline are missing; the latest follow',
+        'bobkept one',
+        'bobkept two',
+      ]);
+    } finally {
+      await page.close();
+      await own.teardown();
+    }
   });
 
   it('fits a 390 px wide phone: Send visible, a banner and a disabled input while offline', async () => {

@@ -132,6 +132,35 @@ for (const mode of MODES) {
       assert.ok(await row(alice), "alice's row stays");
     });
 
+    it('delivers room messages to Node sockets in the room once, and to Roomcast sockets once, in order', async () => {
+      const [a, b] = nodes;
+      const alice = await connect('v4-websocket', a.url, passwordOf('alice'));
+      const carol = await connect('v4-websocket', b.url, passwordOf('carol'));
+      const nodeSocket = await connect('v4-websocket', peer.url, {});
+      const room = roomName('mixed-history');
+      await joinRoom(alice, room);
+      await joinRoom(carol, room);
+      await peer.call('socketsJoin', { rooms: [nodeSocket.id], room });
+      await waitUntil(async () => (await peer.call('fetchSockets', { rooms: [room] }))?.length === 3, 'three members');
+
+      const ids = [];
+      for (let i = 0; i < 5; i++) ids.push((await alice.ack('sendMessage', { room, message: `m${i}` })).id);
+      const members = { alice, carol, 'the Node socket': nodeSocket };
+      for (const [who, member] of Object.entries(members)) {
+        const got = [];
+        for (let i = 0; i < ids.length; i++) got.push(await member.waitFor('incomingMessage'));
+        assert.deepEqual(got.map((m) => m.id), ids, `${who}: each once, in order`);
+        const offsets = got.map((m) => m.offset);
+        assert.deepEqual(offsets, offsets.map((_, i) => offsets[0] + i), `${who}: offsets one apart`);
+      }
+      // A barrier, then nothing more: the copy for Node servers is not delivered twice.
+      const last = await carol.ack('sendMessage', { room, message: 'barrier' });
+      for (const member of [alice, carol, nodeSocket]) {
+        await member.waitFor('incomingMessage', (m) => m.id === last.id);
+        member.assertNothing('each message once');
+      }
+    });
+
     it("answers a Node server's serverSideEmitWithAck with the configured route", async () => {
       const params = { n: 42, text: 'ping' };
       const echo = await peer.call('serverSideEmitWithAck', { event: 'echo', args: [params] });
@@ -157,8 +186,9 @@ for (const mode of MODES) {
         const alice = await connect('v4-websocket', nodes[0].url, passwordOf('alice'));
         redis.stop();
         // The node notices the loss at once or on its first command; a name that cannot
-        // be an id needs no cluster query and still works.
-        await joinRoom(alice, 'plain room name');
+        // be an id needs no cluster query and still works (without a history position:
+        // the store is Redis too).
+        await joinRoom(alice, 'plain room name', { history: false });
         const reply = await alice.ack('join room', 'ZyXwVuTsRqPoNmLkJiHg');
         assertFailure(reply, 'unavailable', 'no cluster answer');
         assert.deepEqual(await rowRooms(alice), ['plain room name']);

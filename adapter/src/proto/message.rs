@@ -35,6 +35,11 @@ pub struct Flags {
     /// Set by Node's `RemoteSocket`, which expects one ack.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expect_single_response: Option<bool>,
+    /// Roomcast's own: a room event that Roomcast servers deliver from their room
+    /// history, in order, so they skip this copy, which is for Node.js servers (they
+    /// ignore flags they do not know).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_history: Option<bool>,
 }
 
 /// Which sockets a broadcast or request selects.
@@ -147,6 +152,7 @@ impl Flags {
             compress: flag("compress"),
             timeout,
             expect_single_response: flag("expectSingleResponse"),
+            from_history: flag("fromHistory"),
         }
     }
 }

@@ -217,6 +217,9 @@ fn flags_mp(flags: &Flags) -> Mp {
     if let Some(v) = flags.expect_single_response {
         map.push((s("expectSingleResponse"), Mp::Boolean(v)));
     }
+    if let Some(v) = flags.from_history {
+        map.push((s("fromHistory"), Mp::Boolean(v)));
+    }
     Mp::Map(map)
 }
 

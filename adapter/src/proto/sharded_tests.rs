@@ -317,3 +317,22 @@ fn shared_shapes_round_trip() {
         Incoming::Request { request_id: None, request }
     );
 }
+
+#[test]
+fn the_history_flag_survives_both_encodings() {
+    let flags = Flags { from_history: Some(true), ..Flags::default() };
+    let opts = WireOpts { rooms: vec!["r".into()], except: Vec::new(), flags };
+    let body = ShardedBody::Broadcast {
+        data: vec![Mp::from("incomingMessage")],
+        request_id: None,
+        opts: opts.clone(),
+    };
+    let sharded = msg(body.clone());
+    assert_eq!(ShardedMessage::decode(&sharded.encode().unwrap()).unwrap(), sharded);
+    let classic = crate::proto::Broadcast {
+        uid: UID.into(),
+        packet: crate::proto::EventPacket { nsp: "/".into(), data: vec![Mp::from("ev")] },
+        opts,
+    };
+    assert_eq!(crate::proto::Broadcast::decode(&classic.encode().unwrap()).unwrap(), classic);
+}

@@ -222,4 +222,43 @@ mod tests {
             );
         }
     }
+
+    #[tokio::test]
+    async fn a_recovery_credential_is_checked_against_row_or_ticket_and_used_once() {
+        for t in testing::all().await {
+            let db = &t.db;
+            let sess = |user: &str| {
+                serde_json::json!({
+                    "user": user, "node": "n1", "namespace": "/", "rooms": ["a", "b"],
+                    "recovery": "hash1",
+                })
+            };
+            // Live row: the right login and hash only; then used up.
+            db.put_session("roomcast:live1", &sess("alice"), 60).await.expect("row");
+            assert_eq!(db.take_recovery("live1", "bob", "hash1").await.expect("take"), None);
+            assert_eq!(db.take_recovery("live1", "alice", "forged").await.expect("take"), None);
+            let rooms = db.take_recovery("live1", "alice", "hash1").await.expect("take");
+            assert_eq!(rooms, Some(vec!["a".to_owned(), "b".to_owned()]));
+            assert_eq!(db.take_recovery("live1", "alice", "hash1").await.expect("take"), None);
+            // Its row going away leaves no ticket: the credential was used.
+            db.delete_sessions(&["roomcast:live1".into()], 60_000).await.expect("delete");
+            assert_eq!(db.take_recovery("live1", "alice", "hash1").await.expect("take"), None);
+
+            // A row deleted unused leaves a ticket with the same rooms, usable once.
+            db.put_session("roomcast:gone1", &sess("alice"), 60).await.expect("row");
+            db.delete_sessions(&["roomcast:gone1".into()], 60_000).await.expect("delete");
+            assert_eq!(db.live_session("roomcast:gone1").await.expect("read"), None);
+            let rooms = db.take_recovery("gone1", "alice", "hash1").await.expect("take");
+            assert_eq!(rooms, Some(vec!["a".to_owned(), "b".to_owned()]));
+            assert_eq!(db.take_recovery("gone1", "alice", "hash1").await.expect("take"), None);
+
+            // A dead node's rows become tickets too; an expired one is refused.
+            db.put_session("roomcast:swept1", &sess("carol"), 60).await.expect("row");
+            db.delete_node_sessions("n1", -1).await.expect("sweep");
+            assert_eq!(db.take_recovery("swept1", "carol", "hash1").await.expect("take"), None);
+            db.put_session("roomcast:swept2", &sess("carol"), 60).await.expect("row");
+            db.delete_node_sessions("n1", 60_000).await.expect("sweep");
+            assert!(db.take_recovery("swept2", "carol", "hash1").await.expect("take").is_some());
+        }
+    }
 }

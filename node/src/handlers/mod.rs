@@ -282,6 +282,7 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, app: &AppState) -
         ($ns:expr, $register:path, $guests:expr, $connected:expr) => {{
             let guests = $guests;
             let setup = async move |s: SocketRef<A>,
+                                    io: SocketIo<A>,
                                     State(app): State<AppState>,
                                     TryData(auth): TryData<Value>|
                         -> Result<(), ConnectError> {
@@ -296,7 +297,7 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, app: &AppState) -
                     authenticate(&s, &app, auth.as_ref()).await?;
                 }
                 if $ns == workspace::NAMESPACE {
-                    recovery::prepare(&s, &app, auth.as_ref()).await;
+                    recovery::prepare(&s, &io, &app, auth.as_ref()).await;
                 }
                 // CONNECT means the socket hears its own channel and resumed rooms.
                 let mut own = vec![s.id.to_string()];

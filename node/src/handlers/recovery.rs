@@ -10,10 +10,11 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
+use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
 
-use super::workspace::{persist_rooms, socket_rooms};
+use super::workspace::{is_private_room, persist_rooms, socket_rooms};
 use crate::history::feed::{self, Feed, Replay};
 use crate::history::{Position, Range};
 use crate::recovery::{self, Claim, Refusal, RoomReason};
@@ -34,6 +35,8 @@ struct Pending {
     refusal: Option<Refusal>,
     /// The previous socket's rooms, and those the client named.
     rooms: Vec<(String, Plan)>,
+    /// The socket the accepted credential named, closed once this one is up.
+    previous: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -60,7 +63,12 @@ fn resume_id(auth: Option<&Value>, query: Option<&str>) -> Option<String> {
 /// The rooms a client gets back: with `auth.recover`, those of the socket its credential
 /// names (used up here); with `auth.resume`, a drained or gone socket's rooms for the
 /// same login, without replay. Runs in the connect middleware, before CONNECT.
-pub async fn prepare<A: Adapter>(s: &SocketRef<A>, app: &AppState, auth: Option<&Value>) {
+pub async fn prepare<A: Adapter>(
+    s: &SocketRef<A>,
+    io: &SocketIo<A>,
+    app: &AppState,
+    auth: Option<&Value>,
+) {
     s.extensions.insert(Arc::new(Feed::held()));
     let Some(member) = s.extensions.get::<Arc<Member>>() else { return };
     let user = &member.identity.user;
@@ -71,7 +79,10 @@ pub async fn prepare<A: Adapter>(s: &SocketRef<A>, app: &AppState, auth: Option<
         match recovery::parse(recover, max) {
             Err(refusal) => Err(refusal),
             Ok(ask) => match app.db.take_recovery(&ask.sid, user, &ask.hash).await {
-                Ok(Some(rooms)) => Ok((rooms, Some(ask.rooms))),
+                Ok(Some(rooms)) => {
+                    pending.previous = Some(ask.sid);
+                    Ok((rooms, Some(ask.rooms)))
+                }
                 Ok(None) => Err(Refusal::InvalidCredential),
                 Err(e) => {
                     app.metrics.errors.with_label_values(&["database"]).inc();
@@ -98,8 +109,12 @@ pub async fn prepare<A: Adapter>(s: &SocketRef<A>, app: &AppState, auth: Option<
             let mut claims = claims.unwrap_or_default();
             for room in rooms {
                 let claim = claims.remove(&room);
-                // Names were checked when joined; a changed rule still applies.
-                let joined = rooms::check_name(&room).is_ok()
+                // Names were checked when joined; a changed rule still applies, and a name
+                // may have become a socket's private room (or been made one by a peer's
+                // socketsJoin): the same checks as `join room`, failing closed.
+                let allowed = rooms::check_name(&room).is_ok()
+                    && matches!(is_private_room(io, app, &room).await, Ok(false));
+                let joined = allowed
                     && member.join_room(&room, max, || socket_rooms(s), || s.join(room.clone()))
                         != JoinOutcome::TooMany;
                 let plan = if joined {
@@ -217,9 +232,24 @@ pub async fn complete<A: Adapter>(s: SocketRef<A>, State(app): State<AppState>) 
     if let Some(refusal) = pending.refusal {
         event["reason"] = refusal.as_str().into();
     }
+    if pending.asked {
+        let result = match (pending.refusal, all) {
+            (Some(_), _) => "refused",
+            (None, true) => "recovered",
+            (None, false) => "partial",
+        };
+        app.metrics.recoveries.with_label_values(&[result]).inc();
+    }
     super::reply::emit(&s, &app, "recovery", &event);
     for replay in settled.iter().filter_map(|(_, o)| o.replay.as_ref()) {
         replay.send(&s, &feed, &app.metrics);
     }
     feed.release(&s, app.history(), &app.metrics).await;
+    // The client came back before the server noticed its old transport was dead: that
+    // socket, wherever it is, is closed now rather than at its ping timeout.
+    if let Some(previous) = pending.previous
+        && let Err(e) = s.to(previous).disconnect().await
+    {
+        tracing::debug!(error = %e, "previous socket not closed");
+    }
 }

@@ -82,7 +82,7 @@ fn member_room<'a, A: Adapter>(
 /// up directly; the cluster is asked only about names an Engine.IO id could have. When
 /// the cluster cannot answer in time the name is refused: an unknown answer must not
 /// open someone's private room.
-async fn is_private_room<A: Adapter>(
+pub(super) async fn is_private_room<A: Adapter>(
     io: &SocketIo<A>,
     app: &AppState,
     name: &str,
@@ -281,7 +281,26 @@ async fn store<A: Adapter>(
     let Some(history) = app.history_of(room) else { return false };
     let origin = (kind == Kind::Invalidate).then(|| s.id.to_string());
     match history.append(room, kind, data, origin).await {
-        Ok(_) => true,
+        Ok(position) => {
+            // Node.js servers in the cluster have no history: they get their copy with
+            // a flag that makes Roomcast servers skip it.
+            if let Some(cluster) = app.cluster() {
+                let record = crate::history::Record {
+                    offset: position.offset,
+                    kind,
+                    stored_ms: 0,
+                    data: data.clone(),
+                };
+                let args = vec![record.payload(&position.epoch)];
+                let rooms = vec![room.to_owned()];
+                if let Err(e) =
+                    cluster.broadcast_to_peers(NAMESPACE, rooms, kind.event(), args).await
+                {
+                    tracing::warn!(error = %e, room, "room event not sent to Node.js servers");
+                }
+            }
+            true
+        }
         Err(e) => {
             app.metrics.errors.with_label_values(&["redis"]).inc();
             tracing::warn!(error = %e, room, "room event not stored; sent without history");
@@ -326,7 +345,7 @@ async fn history<A: Adapter>(
         };
         let limit = match number("limit")? {
             None => 50,
-            Some(n @ 1..=100) => n as usize,
+            Some(n) if (1..=HISTORY_PAGE_MAX as u64).contains(&n) => n as usize,
             Some(_) => {
                 let message = format!("limit must be 1 to {HISTORY_PAGE_MAX}");
                 return Err(ClientError::new(Code::BadPayload, message));

@@ -39,14 +39,13 @@ struct State {
 #[derive(Debug, Default)]
 pub struct Feed(Mutex<State>);
 
-/// What to do with an event for one socket.
-enum Verdict {
-    /// Send it (after the listed records that fill a gap).
-    Send,
-    /// Already sent.
-    Duplicate,
-    /// Parked until the replay is out.
-    Held,
+/// What became of an event offered to one socket.
+enum Offer {
+    /// Sent, skipped as a duplicate, or held during a replay.
+    Done,
+    /// Events between the socket's cursor (given) and this one are missing: it waits
+    /// until they are read back from the store.
+    Gap(u64),
 }
 
 impl Feed {
@@ -79,54 +78,51 @@ impl Feed {
         self.lock().cursors.remove(room);
     }
 
-    /// The cursor of `room` if it is in `epoch`.
-    fn cursor_in(&self, room: &str, epoch: &str) -> Option<u64> {
-        let state = self.lock();
-        state.cursors.get(room).filter(|c| c.epoch == epoch).map(|c| c.offset)
-    }
-
-    /// Decides about `d` and moves the cursor; `holding` parks it while a replay runs.
-    fn judge(state: &mut State, d: &Delivery, holding: bool) -> (Verdict, Option<u64>) {
-        if holding && let Some(held) = state.held.as_mut() {
-            held.push(d.clone());
-            return (Verdict::Held, None);
-        }
-        let previous = state.cursors.get(&d.room).filter(|c| c.epoch == d.epoch).map(|c| c.offset);
-        if previous.is_some_and(|c| d.record.offset <= c) {
-            return (Verdict::Duplicate, previous);
-        }
-        state
-            .cursors
-            .insert(d.room.clone(), Position { epoch: d.epoch.clone(), offset: d.record.offset });
-        (Verdict::Send, previous)
-    }
-
-    /// Offers `d` to `socket`: `backfill` holds the records between the lowest cursor
-    /// of the room's sockets and `d`, read from the store when a gap was seen.
+    /// Offers `d`: sent unless held, already sent or after a gap. `backfill` holds the
+    /// records read back for a gap; with it, a gap is filled (as far as the store still
+    /// has it) instead of reported. Emits only queue the packet, so they run under the
+    /// lock: a concurrent offer cannot slip between a gap's records and the event.
     fn offer<A: Adapter>(
         &self,
         socket: &SocketRef<A>,
         d: &Delivery,
         payload: &RawValue,
-        backfill: &[Record],
+        backfill: Option<&[Record]>,
         holding: bool,
         metrics: &Metrics,
-    ) {
+    ) -> Offer {
         let mut state = self.lock();
-        let (verdict, previous) = Self::judge(&mut state, d, holding);
-        if let Verdict::Send = verdict {
-            // Emits only queue the packet, so they run under the lock: a concurrent
-            // offer cannot slip between the gap's records and the event.
-            if let Some(cursor) = previous {
-                for record in backfill.iter().filter(|r| r.offset > cursor) {
+        if holding && let Some(held) = state.held.as_mut() {
+            held.push(d.clone());
+            return Offer::Done;
+        }
+        let cursor = state.cursors.get(&d.room).filter(|c| c.epoch == d.epoch).map(|c| c.offset);
+        if let Some(cursor) = cursor {
+            if d.record.offset <= cursor {
+                return Offer::Done;
+            }
+            if cursor + 1 < d.record.offset {
+                let Some(backfill) = backfill else { return Offer::Gap(cursor) };
+                for record in
+                    backfill.iter().filter(|r| r.offset > cursor && r.offset < d.record.offset)
+                {
                     let event = record.kind.event();
                     let sent = socket.emit(event, &record.payload(&d.epoch));
                     check_sent(metrics, NAMESPACE, Packet::Broadcast, event, sent);
+                    metrics.history_resent.with_label_values(&["gap"]).inc();
                 }
             }
+        }
+        state
+            .cursors
+            .insert(d.room.clone(), Position { epoch: d.epoch.clone(), offset: d.record.offset });
+        // The sender of an invalidation is not sent its own; its cursor still moves, so
+        // the event is not taken for a gap later.
+        if d.skip.as_deref() != Some(socket.id.as_str()) {
             let event = d.record.kind.event();
             check_sent(metrics, NAMESPACE, Packet::Broadcast, event, socket.emit(event, payload));
         }
+        Offer::Done
     }
 
     /// Sends what was held during the replay, then lets live events through. Events
@@ -164,7 +160,8 @@ pub fn of<A: Adapter>(socket: &SocketRef<A>) -> Option<Arc<Feed>> {
     socket.extensions.get::<Arc<Feed>>()
 }
 
-/// Offers one event to `sockets`, filling any gap from the store first.
+/// Offers one event to `sockets`. Those that missed earlier events get them first, read
+/// back from the store once for all of them.
 async fn deliver<A: Adapter>(
     sockets: &[SocketRef<A>],
     history: &History,
@@ -172,34 +169,6 @@ async fn deliver<A: Adapter>(
     holding: bool,
     metrics: &Metrics,
 ) {
-    let skip = d.skip.as_deref();
-    let feeds: Vec<(&SocketRef<A>, Arc<Feed>)> = sockets
-        .iter()
-        .filter(|s| Some(s.id.as_str()) != skip)
-        .filter_map(|s| of(s).map(|f| (s, f)))
-        .collect();
-    let lowest = feeds
-        .iter()
-        .filter_map(|(_, f)| f.cursor_in(&d.room, &d.epoch))
-        .filter(|c| c + 1 < d.record.offset)
-        .min();
-    let backfill = match lowest {
-        None => Vec::new(),
-        Some(from) => {
-            let missing = usize::try_from(d.record.offset - from - 1).unwrap_or(usize::MAX);
-            match history.read(&d.room, Range::After(from, missing)).await {
-                Ok(page) if page.position.epoch == d.epoch => page.records,
-                Ok(_) => Vec::new(),
-                Err(e) => {
-                    metrics.errors.with_label_values(&["redis"]).inc();
-                    tracing::warn!(error = %e, room = %d.room, "gap in the room's events not filled");
-                    Vec::new()
-                }
-            }
-        }
-    };
-    let backfill: Vec<Record> =
-        backfill.into_iter().filter(|r| r.offset < d.record.offset).collect();
     let payload = match serde_json::value::to_raw_value(&d.record.payload(&d.epoch)) {
         Ok(payload) => payload,
         Err(e) => {
@@ -207,8 +176,26 @@ async fn deliver<A: Adapter>(
             return;
         }
     };
-    for (socket, feed) in feeds {
-        feed.offer(socket, d, &payload, &backfill, holding, metrics);
+    let mut gapped = Vec::new();
+    for socket in sockets {
+        let Some(feed) = of(socket) else { continue };
+        if let Offer::Gap(cursor) = feed.offer(socket, d, &payload, None, holding, metrics) {
+            gapped.push((socket, feed, cursor));
+        }
+    }
+    let Some(from) = gapped.iter().map(|(_, _, cursor)| *cursor).min() else { return };
+    let missing = usize::try_from(d.record.offset - from - 1).unwrap_or(usize::MAX);
+    let backfill = match history.read(&d.room, Range::After(from, missing)).await {
+        Ok(page) if page.position.epoch == d.epoch => page.records,
+        Ok(_) => Vec::new(),
+        Err(e) => {
+            metrics.errors.with_label_values(&["redis"]).inc();
+            tracing::warn!(error = %e, room = %d.room, "gap in the room's events not filled");
+            Vec::new()
+        }
+    };
+    for (socket, feed, _) in gapped {
+        feed.offer(socket, d, &payload, Some(&backfill), holding, metrics);
     }
 }
 
@@ -251,7 +238,7 @@ impl Replay {
     /// Returns how many events were sent.
     pub fn send<A: Adapter>(&self, socket: &SocketRef<A>, feed: &Feed, metrics: &Metrics) -> usize {
         let mut sent = 0;
-        let mut missed_invalidations = Vec::new();
+        let mut missed_invalidations = 0_usize;
         for record in &self.records {
             match record.kind {
                 super::Kind::Message => {
@@ -265,20 +252,24 @@ impl Replay {
                     );
                     sent += 1;
                 }
-                super::Kind::Invalidate => missed_invalidations.push(record.offset),
+                super::Kind::Invalidate => missed_invalidations += 1,
             }
         }
-        if let Some(last) = missed_invalidations.last() {
+        // The marker comes last and carries the room's position after the replay, so
+        // offsets never go back for a client that tracks them.
+        let position = self.records.last().map_or(0, |r| r.offset);
+        if missed_invalidations > 0 {
             let marker = serde_json::json!({
                 "room": self.room,
-                "missed": missed_invalidations.len(),
-                "offset": last,
+                "missed": missed_invalidations,
+                "offset": position,
                 "epoch": self.epoch,
             });
             let event = super::Kind::Invalidate.event();
             check_sent(metrics, NAMESPACE, Packet::Event, event, socket.emit(event, &marker));
             sent += 1;
         }
+        metrics.history_resent.with_label_values(&["replay"]).inc_by(sent as u64);
         if let Some(last) = self.records.last() {
             feed.start_at(&self.room, &Position { epoch: self.epoch.clone(), offset: last.offset });
         }

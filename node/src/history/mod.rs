@@ -134,6 +134,9 @@ pub enum HistoryError {
     /// Redis failed or is away.
     #[error("history store: {0}")]
     Redis(#[from] fred::error::Error),
+    /// Redis is away (reconnecting): nothing was sent.
+    #[error("history store: redis unavailable")]
+    Unavailable,
     /// The store answered something this node cannot read.
     #[error("history store: unexpected reply ({0})")]
     Reply(&'static str),

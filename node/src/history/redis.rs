@@ -8,6 +8,8 @@
 //! (`<offset> <epoch> <stored_ms> <tag> <skip> <room length> <room><json>`, `skip` the
 //! socket not to send it to live, or `-`), on a channel Node.js peers never subscribe.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fred::prelude::{
@@ -75,11 +77,49 @@ end
 return out
 ";
 
+/// What the store knows of its two connections: each false from a connection error
+/// until it has reconnected (fred itself would queue a command until Redis is back).
+#[derive(Default)]
+struct Link {
+    client: AtomicBool,
+    subscriber: AtomicBool,
+}
+
+/// How long a command may take while the subscriber is reconnecting: Redis itself may
+/// be gone (the subscriber, always reading, notices first), or only the subscriptions
+/// were dropped, and a live Redis answers well within this.
+const SUSPECT_BUDGET: Duration = Duration::from_secs(1);
+
+/// Flags `up` false on each connection error of `client`, true on each reconnection.
+async fn watch(client: Client, link: Arc<Link>, subscriber: bool) {
+    fn up(link: &Link, subscriber: bool) -> &AtomicBool {
+        if subscriber { &link.subscriber } else { &link.client }
+    }
+    let mut errors = client.error_rx();
+    let mut reconnects = client.reconnect_rx();
+    loop {
+        tokio::select! {
+            error = errors.recv() => match error {
+                Ok(_) => up(&link, subscriber).store(false, Ordering::Release),
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            },
+            reconnect = reconnects.recv() => match reconnect {
+                Ok(_) => up(&link, subscriber).store(true, Ordering::Release),
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
 /// The cluster store; cheap to clone.
 #[derive(Clone)]
 pub struct RedisStore {
     client: Client,
     subscriber: Client,
+    link: Arc<Link>,
+    timeout: Duration,
     config: HistoryConfig,
     prefix: String,
     channel: String,
@@ -134,12 +174,19 @@ impl RedisStore {
         let channel = format!("{}:history:feed", settings.key);
         // Listen before subscribing, so nothing is missed.
         tokio::spawn(listen(subscriber.clone(), channel.clone(), feed, metrics));
+        let link = Arc::new(Link::default());
+        tokio::spawn(watch(client.clone(), link.clone(), false));
+        tokio::spawn(watch(subscriber.clone(), link.clone(), true));
         client.init().await?;
         subscriber.init().await?;
         subscriber.subscribe(channel.as_str()).await?;
+        link.client.store(true, Ordering::Release);
+        link.subscriber.store(true, Ordering::Release);
         Ok(Self {
             client,
             subscriber,
+            link,
+            timeout: settings.timeout,
             config,
             prefix: format!("{}:history:", settings.key),
             channel,
@@ -147,10 +194,36 @@ impl RedisStore {
             // only) rather than waiting in a queue.
             options: Options {
                 fail_fast: true,
+                max_attempts: Some(1),
                 timeout: Some(settings.timeout),
                 ..Default::default()
             },
         })
+    }
+
+    /// Runs a script, bounded: at once refused while the command connection is down,
+    /// and given [`SUSPECT_BUDGET`] while the subscriber is (Redis may be gone and the
+    /// command connection not know yet). A send must not wait on history: it is then
+    /// delivered unstored.
+    async fn eval(
+        &self,
+        script: &str,
+        room: &str,
+        args: Vec<String>,
+    ) -> Result<RedisValue, HistoryError> {
+        if !self.link.client.load(Ordering::Acquire) {
+            return Err(HistoryError::Unavailable);
+        }
+        let budget = if self.link.subscriber.load(Ordering::Acquire) {
+            self.timeout
+        } else {
+            SUSPECT_BUDGET
+        };
+        let client = self.client.with_options(&self.options);
+        match tokio::time::timeout(budget, client.eval(script, self.keys(room), args)).await {
+            Ok(reply) => Ok(reply?),
+            Err(_) => Err(HistoryError::Unavailable),
+        }
     }
 
     fn keys(&self, room: &str) -> Vec<String> {
@@ -181,8 +254,7 @@ impl RedisStore {
             self.channel.clone(),
             format!("{} {} {room}", skip.unwrap_or("-"), room.len()),
         ];
-        let reply: RedisValue =
-            self.client.with_options(&self.options).eval(APPEND, self.keys(room), args).await?;
+        let reply = self.eval(APPEND, room, args).await?;
         let RedisValue::Array(items) = reply else { return Err(HistoryError::Reply("append")) };
         match &items[..] {
             [offset, epoch] => Ok(Position {
@@ -207,8 +279,7 @@ impl RedisStore {
             bound.to_string(),
             count.to_string(),
         ];
-        let reply: RedisValue =
-            self.client.with_options(&self.options).eval(READ, self.keys(room), args).await?;
+        let reply = self.eval(READ, room, args).await?;
         let RedisValue::Array(items) = reply else { return Err(HistoryError::Reply("read")) };
         let [epoch, top, entries @ ..] = &items[..] else {
             return Err(HistoryError::Reply("read"));
@@ -285,7 +356,6 @@ async fn listen(
 ) {
     let mut messages = subscriber.message_rx();
     let mut reconnects = subscriber.reconnect_rx();
-    let mut first = true;
     loop {
         tokio::select! {
             message = messages.recv() => match message {
@@ -311,12 +381,17 @@ async fn listen(
                 }
                 Err(RecvError::Closed) => return,
             },
+            // Every connection, the first included (subscribing twice is harmless, and
+            // this task may start after the first one), subscribes until Redis says yes.
             reconnect = reconnects.recv() => match reconnect {
-                Ok(_) if std::mem::take(&mut first) => {}
                 Ok(_) => {
-                    if let Err(e) = subscriber.subscribe(channel.as_str()).await {
+                    while let Err(e) = subscriber.subscribe(channel.as_str()).await {
                         metrics.errors.with_label_values(&["redis"]).inc();
-                        tracing::warn!(error = %e, "history feed not subscribed again");
+                        tracing::warn!(error = %e, "history feed not subscribed again; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        if !subscriber.is_connected() {
+                            break;
+                        }
                     }
                 }
                 Err(RecvError::Lagged(_)) => {}

@@ -800,6 +800,17 @@ export function assertJoined(reply, room, { history = true } = {}) {
   return reply;
 }
 
+/**
+ * A room event as sent, without the `offset` and `epoch` a room with history adds (both
+ * checked for type).
+ */
+export function withoutPosition(payload) {
+  const { offset, epoch, ...rest } = payload ?? {};
+  assert.ok(Number.isSafeInteger(offset) && offset > 0, `offset in ${JSON.stringify(payload)}`);
+  assert.equal(typeof epoch, 'string', `epoch in ${JSON.stringify(payload)}`);
+  return rest;
+}
+
 export async function joinRoom(client, room, opts) {
   return assertJoined(await client.ack('join room', room), room, opts);
 }
