@@ -13,12 +13,14 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -431,6 +433,10 @@ def bench_system(args, procs, system, binary, gen, token, redis_url, db_url, pg)
             timeout=900)
     if "fanout" in args.only:
         fanout(args, c, system, gen, token, res)
+    if "storm" in args.only:
+        storm(args, c, system, gen, token, res)
+    if system == "roomcast" and "history" in args.only:
+        history_cost(args, c, gen, token, res)
     c.stop()
     res["node_warnings"] = c.warnings
     return res
@@ -455,6 +461,114 @@ def fanout(args, c, system, gen, token, res):
     res["fanout_throughput"] = {
         "sustained": max(full, key=lambda r: r["deliveries_per_s"]) if full else None,
         "peak": max(res["fanout_sweep"], key=lambda r: r["deliveries_per_s"]),
+    }
+
+
+def storm(args, c, system, gen, token, res):
+    """Reconnect storm: members in rooms get a steady flow of messages; node 0 is killed
+    with SIGKILL; its members reconnect to nodes 1 and 2 (Roomcast: with `auth.recover`;
+    Node: joining their room again) and every delivery is checked against the senders'
+    acks. Runs several times on fresh nodes: the median run by the time until everyone
+    was back is reported, with every run's losses beside it."""
+    runs = []
+    for n in range(args.storm_repeats):
+        log(f"{system}: reconnect storm, {args.storm_members} members in {args.storm_rooms} rooms, "
+            f"{args.storm_rate} msg/s, node 0 killed after {args.storm_kill_after} s ({n + 1}/{args.storm_repeats})")
+        runs.append(storm_run(args, c, system, gen, token))
+    slowest = float("inf")
+    median = sorted(runs, key=lambda r: r["storm_s"] if r["storm_s"] is not None else slowest)[len(runs) // 2]
+    res["storm"] = {**median, "runs": [
+        {k: r[k] for k in ("lost", "duplicates", "out_of_order", "storm_s", "members_back", "replayed_messages")}
+        | {"replay_p99_ms": r["replay_latency"]["p99_ms"], "reconnect_p99_ms": r["reconnect_connect_latency"]["p99_ms"]}
+        for r in runs]}
+
+
+def storm_run(args, c, system, gen, token):
+    nodes = c.start()
+    mode = ["storm", "--members", str(args.storm_members), "--rooms", str(args.storm_rooms),
+            "--rate", str(args.storm_rate), "--duration", str(args.storm_duration), "--drain", "5",
+            "--kill-target", "0", "--reconnect-delay", str(args.storm_reconnect_delay), "--room-prefix", "bench-storm"]
+    if system == "roomcast":
+        mode.append("--recover")
+    cpu_before = [n.cpu_s() for n in nodes]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    g = Generator(c.procs, gen, token, nodes, mode, 16)
+    if not g.ready.wait(timeout=600):
+        sys.exit("storm: the members did not join within 600 s")
+    time.sleep(args.storm_kill_after)
+    nodes[0].proc.kill()
+    result = g.result(timeout=args.storm_duration + 300)
+    # Only the generator ended (and was waited for) since `children` was read: its
+    # CPU time says whether it kept up.
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["generator_cpu_s"] = round(after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime, 2)
+    nodes[0].proc.wait()
+    result["server_cpu_s"] = [round(n.cpu_s() - b, 2) for n, b in zip(nodes[1:], cpu_before[1:])]
+    result["kill_after_s"] = args.storm_kill_after
+    result["loadavg_after"] = loadavg()
+    # A killed node leaves its session rows behind (Roomcast's other nodes sweep them
+    # after `node.dead_after`, the Node peer never): removed so the next step starts clean.
+    c.pg.rows(c.db_url, f"DELETE FROM express_sessions WHERE sid LIKE 'roomcast:%' AND sess::jsonb->>'node' = '{system}-0'")
+    return result
+
+
+def redis_cli(redis_url, *cmd):
+    port = redis_url.rsplit(":", 1)[1]
+    return out(["redis-cli", "-p", port, *cmd])
+
+
+def used_memory(redis_url):
+    info = redis_cli(redis_url, "INFO", "memory")
+    return int(next(line.split(":", 1)[1] for line in info.splitlines() if line.startswith("used_memory:")))
+
+
+def history_cost(args, c, gen, token, res):
+    """Roomcast with `history.enabled` on and off: the fan-out step at the given rates on
+    fresh nodes each time; then Redis memory before and after messages across rooms."""
+    steps = []
+    # On and off side by side at each rate, so that both see the same moment of a
+    # shared machine; each pair runs several times and the median run by p99 counts.
+    for rate in args.history_fanout_rates:
+        runs = {"true": [], "false": []}
+        for n in range(args.history_repeats):
+            for enabled in ("true", "false"):
+                nodes = c.start(lambda i, e=enabled: {"ROOMCAST_HISTORY_ENABLED": e})
+                log(f"roomcast: fan-out at {rate} msg/s with history.enabled={enabled} ({n + 1}/{args.history_repeats})")
+                runs[enabled].append(run_gen(c.procs, gen, token, nodes, [
+                    "fanout", "--members", str(args.fanout_members), "--senders", "3", "--rate", str(rate),
+                    "--duration", str(args.duration), "--drain", "5", "--room", f"bench-hist-{enabled}-{rate}-{n}"],
+                    timeout=900))
+        for enabled, done in runs.items():
+            median = sorted(done, key=lambda r: r["latency"]["p99_ms"])[len(done) // 2]
+            steps.append({**median, "history": enabled == "true",
+                          "p99_ms_of_runs": [r["latency"]["p99_ms"] for r in done],
+                          "deliveries_per_s_of_runs": [r["deliveries_per_s"] for r in done]})
+    nodes = c.start()
+    rooms, total = args.history_rooms, args.history_messages
+    log(f"roomcast: Redis memory for {total} messages in {rooms} rooms")
+    time.sleep(1)
+    before = used_memory(c.redis_url)
+    mem = run_gen(c.procs, gen, token, nodes, [
+        "storm", "--members", str(rooms), "--rooms", str(rooms), "--rate", str(args.history_rate),
+        "--duration", str(total / args.history_rate), "--drain", "2", "--room-prefix", "bench-mem"], timeout=900)
+    time.sleep(1)
+    after = used_memory(c.redis_url)
+    keys = [k for k in redis_cli(c.redis_url, "--scan", "--pattern", "*history:bench-mem-*").split() if k]
+    logs = [k for k in keys if k.endswith(":log")]
+    key_bytes = sum(int(redis_cli(c.redis_url, "MEMORY", "USAGE", k, "SAMPLES", "0") or 0) for k in keys)
+    stored = sum(int(redis_cli(c.redis_url, "XLEN", k) or 0) for k in logs)
+    entry = redis_cli(c.redis_url, "XRANGE", logs[0], "-", "+", "COUNT", "1").splitlines() if logs else []
+    # XRANGE prints the id, then field, value pairs: the stored event is the value of `d`.
+    data = next((entry[i + 1] for i in range(len(entry) - 1) if entry[i] == "d"), "")
+    res["history_cost"] = {
+        "fanout": steps,
+        "memory": {
+            "rooms": rooms, "messages_acked": mem["messages_acked"], "stored": stored, "keys": len(keys),
+            "used_memory_before": before, "used_memory_after": after,
+            "bytes_per_message": (after - before) / stored if stored else None,
+            "key_bytes": key_bytes, "key_bytes_per_message": key_bytes / stored if stored else None,
+            "event_bytes": len(data.encode()), "generator": mem,
+        },
     }
 
 
@@ -651,7 +765,152 @@ step follows the idle step on the same nodes):
   protocol, `docs/workers.md`).
 - Handshakes: loops of TCP connect, WebSocket upgrade, Engine.IO open, CONNECT with
   the token, CONNECT reply, close.
-{sharded_section()}"""
+{history_section(args, results, when, command) if "storm" in r else ""}{sharded_section()}"""
+
+
+def history_section(args, results, when, command):
+    """The reconnect storm (both systems) and the cost of history (Roomcast)."""
+    r, n = results["roomcast"], results.get("node", {})
+    rs, ns = r.get("storm"), n.get("storm")
+    parts = [f"""## Room history and recovery
+
+Measured {when} by:
+
+```sh
+{command}
+```
+"""]
+    if rs and ns:
+        rows = []
+
+        def row(name, a, b, better, target=""):
+            rows.append(f"| {name} | {fmt(a)} | {fmt(b)} | {fmt(ratio(a, b), 2)} | {better} | {target} |")
+
+        def na(name, a, b, target=""):
+            rows.append(f"| {name} | {a} | {b} | | | {target} |")
+
+        lat = lambda x, k, p: x[k][p] if x[k]["count"] else None
+        row("members dropped by the kill (those of node 0)", rs["dropped_members"], ns["dropped_members"], "")
+        row("  back in their room before the end", rs["members_back"], ns["members_back"], "higher")
+        row("seconds from the first drop until every member was back in its room", rs["storm_s"], ns["storm_s"],
+            "lower")
+        row("  per member, drop → back in the room, p50 ms", lat(rs, "back_latency", "p50_ms"),
+            lat(ns, "back_latency", "p50_ms"), "lower")
+        row("  p99 ms", lat(rs, "back_latency", "p99_ms"), lat(ns, "back_latency", "p99_ms"), "lower")
+        row("messages acknowledged to the senders", rs["messages_acked"], ns["messages_acked"], "")
+        row("deliveries due (acknowledged messages × members of their room)", rs["expected_deliveries"],
+            ns["expected_deliveries"], "")
+        row("messages lost (due, never delivered)", rs["lost"], ns["lost"], "lower", "0")
+        row("  of which to the members that reconnected", rs["lost_by_dropped_members"],
+            ns["lost_by_dropped_members"], "lower")
+        row("duplicates (the same message twice to one member)", rs["duplicates"], ns["duplicates"], "lower", "0")
+        row("out of order (a message after a later one of its room)", rs["out_of_order"], ns["out_of_order"], "lower")
+        row("missed messages replayed on reconnect", rs["replayed_messages"], ns["replayed_messages"], "")
+        na("replay latency p50, ms (reconnect handshake → last missed message in)",
+           fmt(lat(rs, "replay_latency", "p50_ms")), "no replay")
+        na("  p99, ms", fmt(lat(rs, "replay_latency", "p99_ms")), "no replay")
+        if "reconnect_connect_latency" in rs and "reconnect_connect_latency" in ns:
+            row("  of which the reconnect handshake (TCP connect → CONNECT), p50 ms",
+                lat(rs, "reconnect_connect_latency", "p50_ms"), lat(ns, "reconnect_connect_latency", "p50_ms"), "lower")
+            row("    p99 ms", lat(rs, "reconnect_connect_latency", "p99_ms"),
+                lat(ns, "reconnect_connect_latency", "p99_ms"), "lower")
+            na("  and until the `recovery` event, p50 ms", fmt(lat(rs, "recovery_event_latency", "p50_ms")), "")
+            na("    p99 ms", fmt(lat(rs, "recovery_event_latency", "p99_ms")), "")
+        row("live delivery latency p99, ms (every delivery not replayed)", lat(rs, "live_latency", "p99_ms"),
+            lat(ns, "live_latency", "p99_ms"), "lower")
+        row("server CPU s of the 2 surviving nodes over the step", sum(rs["server_cpu_s"]), sum(ns["server_cpu_s"]),
+            "lower")
+        row("generator CPU s over the step", rs["generator_cpu_s"], ns["generator_cpu_s"], "")
+        each = lambda x, k, d=1: ", ".join(fmt(run[k], d) if run[k] is not None else "n/a" for run in x.get("runs", []))
+        if "runs" in rs and "runs" in ns:
+            na(f"each of the {len(rs['runs'])} runs: messages lost", each(rs, "lost"), each(ns, "lost"), "0")
+            na("  duplicates", each(rs, "duplicates"), each(ns, "duplicates"), "0")
+            na("  seconds until every member was back", each(rs, "storm_s"), each(ns, "storm_s"))
+            na("  replay latency p99, ms", each(rs, "replay_p99_ms"), "no replay")
+            na("  reconnect handshake p99, ms", each(rs, "reconnect_p99_ms"), each(ns, "reconnect_p99_ms"))
+        outcome = lambda x: ", ".join(f"{k} ×{v}" for k, v in sorted(x["outcomes"].items())) or "none"
+        errs = lambda x: ", ".join(f"{k} ×{v}" for k, v in sorted(x["session_errors"].items())) or "none"
+        parts.append(f"""### Reconnect storm
+
+{rs['members']:,} members in {rs['rooms']} rooms (one room each), spread evenly over 3 nodes, and one
+sender per room on nodes 1 and 2 sending numbered, timestamped `sendMessage`s,
+{fmt(rs['offered_rate'], 0)} messages/s in all, for {rs['duration_s']:g} s. {rs['kill_after_s']:g} s into the
+sending node 0 is killed with SIGKILL. Its members reconnect to nodes 1 and 2 with
+socket.io-client's default backoff (first attempt after 0.5–1.5 s, doubled per failure
+up to 5 s): on Roomcast with `auth.recover` (the credential of their last `recovery`
+event and the offset and epoch of the last message they got); on Node, as a Socket.IO
+client without recovery does, by joining their room again. Every member checks each
+delivery against the numbers the senders got acknowledged; deliveries count until
+5 s after the last send. Each system runs {len(rs.get('runs', [rs]))} times on fresh nodes; the table shows the
+median run by the time until every member was back, and every run's losses below it.
+Node's `connectionStateRecovery` is not in the comparison: it
+does not work with the Redis adapter, and a client that lost its node has nothing to
+recover from.
+
+| measure | Roomcast | Node | Roomcast / Node | better | target |
+| --- | ---: | ---: | ---: | --- | --- |
+{chr(10).join(rows)}
+
+The time back in the room includes the client's reconnect delay (0.5–1.5 s before the
+first attempt), the same on both sides; what follows it is a handshake and, on
+Roomcast, the check of the credential and the replay. Replay latency: from the start of
+the reconnect handshake to the last missed message received (to the `recovery` event
+for a member that had missed nothing), per reconnected member. The generator's CPU
+time and the live latency of the members that stayed say whether the generator kept
+up with {rs['members']:,} sockets.
+
+Recovery outcomes: Roomcast: {outcome(rs)}; Node: {outcome(ns)}.
+Generator-side events (the dropped connections, reconnect attempts that hit the dead
+node): Roomcast: {errs(rs)}; Node: {errs(ns)}.
+1-minute load average after the step (2 cores, shared): Roomcast {rs['loadavg_after']:.1f}, Node {ns['loadavg_after']:.1f}.
+""")
+    hc = r.get("history_cost")
+    if hc:
+        sweep = ["| offered msg/s | history | deliveries/s | delivered | p50 ms | p99 ms | server CPU µs per delivery "
+                 "| p99 ms of each run | deliveries/s of each run |",
+                 "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        cpu_per_delivery = lambda x: sum(x["server_cpu_s"]) * 1e6 / x["deliveries"] if x["deliveries"] else None
+        for step in hc["fanout"]:
+            cpu = cpu_per_delivery(step)
+            sweep.append(f"| {fmt(step['offered_rate'], 0)} | {'on' if step['history'] else 'off'} | "
+                         f"{fmt(step['deliveries_per_s'], 0)} | {step['delivery_ratio'] * 100:.1f} % | "
+                         f"{fmt(step['latency']['p50_ms'])} | {fmt(step['latency']['p99_ms'])} | {fmt(cpu)} | "
+                         f"{', '.join(fmt(v) for v in step.get('p99_ms_of_runs', []))} | "
+                         f"{', '.join(fmt(v, 0) for v in step.get('deliveries_per_s_of_runs', []))} |")
+        ratios = []
+        for on in [x for x in hc["fanout"] if x["history"]]:
+            off = next((x for x in hc["fanout"] if not x["history"] and x["offered_rate"] == on["offered_rate"]), None)
+            if off:
+                ratios.append(f"at {fmt(on['offered_rate'], 0)} msg/s, on / off: deliveries/s "
+                              f"{fmt(ratio(on['deliveries_per_s'], off['deliveries_per_s']), 2)}, p99 "
+                              f"{fmt(ratio(on['latency']['p99_ms'], off['latency']['p99_ms']), 2)}, server CPU per "
+                              f"delivery {fmt(ratio(cpu_per_delivery(on), cpu_per_delivery(off)), 2)}")
+        m = hc["memory"]
+        parts.append(f"""### The cost of history (Roomcast)
+
+Fan-out as in the table above ({args.fanout_members} members of one room over 3 nodes, 3 senders,
+{args.duration:g} s of sending, fresh nodes each run), with `history.enabled` on (every
+message stored in Redis and delivered through the history feed, with its offset) and off
+(a plain adapter broadcast). On and off alternate, {getattr(args, "history_repeats", 1)} runs each; the row is
+the median run by p99:
+
+{chr(10).join(sweep)}
+
+{"; ".join(ratios)}.
+
+Redis memory per stored message: {m['stored']:,} messages stored in {m['rooms']} rooms (one member
+each, {fmt(m['generator']['offered_rate'], 0)} messages/s), `used_memory` from `INFO memory` before and after:
+{fmt(m['used_memory_after'] - m['used_memory_before'])} bytes more, **{fmt(m['bytes_per_message'], 0)} bytes per
+message**; the {m['keys']} history keys by `MEMORY USAGE`: {fmt(m['key_bytes'])} bytes,
+{fmt(m['key_bytes_per_message'], 0)} per message. Each stored event (the `incomingMessage` as
+delivered, with its id, sender, room, timestamps and a message of two numbers) is
+{m['event_bytes']} bytes of JSON, so the rest is the stream's per-entry overhead. A room keeps at most
+`history.size` (500) messages for `history.ttl` (10 min): at this size, a full room costs
+about {fmt((m['key_bytes_per_message'] or 0) * 500 / 1024, 0)} KiB of Redis memory. Redis grows a stream in blocks
+(listpacks of up to 4 KiB, `stream-node-max-bytes`), so these figures move in steps
+between runs.
+""")
+    return "\n".join(parts) + "\n"
 
 
 def sharded_section():
@@ -673,10 +932,20 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             text += f" (default: {default})"
         return text
 
+    def _split_lines(self, text, width):
+        # Long words (the default list of steps) stay whole, so help can be searched.
+        return textwrap.wrap(" ".join(text.split()), width, break_long_words=False, break_on_hyphens=False)
+
+
+STEPS = ("idle", "capacity", "fanout", "requests", "handshakes", "storm", "history")
+# Steps whose results make the "Room history and recovery" section on their own.
+HISTORY_STEPS = {"storm", "history"}
+MAIN_STEPS = set(STEPS) - HISTORY_STEPS
+
 
 def parser():
     ap = argparse.ArgumentParser(prog="scripts/bench", description=__doc__, formatter_class=HelpFormatter)
-    steps = "idle,capacity,fanout,requests,handshakes"
+    steps = ",".join(STEPS)
     ap.add_argument("--idle-per-node", type=int, default=15000, help="idle sockets held on each node in the idle step")
     ap.add_argument("--capacity-total", type=int, default=50000,
                     help="sockets opened against the cluster in the capacity step, Roomcast only; 0 skips it")
@@ -691,10 +960,32 @@ def parser():
     ap.add_argument("--request-repeats", type=int, default=3,
                     help="runs of each request step; the median run (by p99) is reported")
     ap.add_argument("--handshake-concurrency", type=int, default=64, help="handshakes in flight in the handshake step")
+    ap.add_argument("--storm-members", type=int, default=5000,
+                    help="members in the reconnect storm, spread over the 3 nodes, one room each")
+    ap.add_argument("--storm-rooms", type=int, default=50, help="rooms of the reconnect storm, one sender each")
+    ap.add_argument("--storm-rate", type=float, default=100, help="messages/s sent to those rooms in all")
+    ap.add_argument("--storm-duration", type=float, default=20, help="seconds of sending in the reconnect storm")
+    ap.add_argument("--storm-kill-after", type=float, default=5,
+                    help="seconds into the sending at which node 0 is killed (SIGKILL)")
+    ap.add_argument("--storm-reconnect-delay", type=float, default=1.0,
+                    help="first reconnect delay of the storm's clients, s (socket.io-client's default; ±50 %%, "
+                         "doubled per failed attempt up to 5x)")
+    ap.add_argument("--storm-repeats", type=int, default=3,
+                    help="runs of the reconnect storm per system; the median run (by the time until every member "
+                         "was back) is reported, with every run's losses")
+    ap.add_argument("--history-fanout-rates", type=lambda v: [float(x) for x in v.split(",")], default="50,200",
+                    help="offered messages/s of the fan-out run with history on and off (Roomcast), comma-separated")
+    ap.add_argument("--history-repeats", type=int, default=3,
+                    help="runs of each history on/off fan-out step; the median run (by p99) is reported")
+    ap.add_argument("--history-messages", type=int, default=10000,
+                    help="messages stored to measure Redis memory per stored message")
+    ap.add_argument("--history-rooms", type=int, default=100, help="rooms those messages are spread over")
+    ap.add_argument("--history-rate", type=float, default=1000, help="messages/s while storing them")
     ap.add_argument("--duration", type=float, default=10, help="seconds each timed step runs")
     ap.add_argument("--systems", default="roomcast,node", help="systems to run, comma-separated (roomcast,node)")
     ap.add_argument("--only", type=lambda v: set(v.split(",")), default=steps,
-                    help=f"steps to run, comma-separated ({steps}); the report needs all")
+                    help=f"steps to run, comma-separated ({steps}); the whole report needs all but storm and "
+                         "history, which alone rewrite their own section")
     ap.add_argument("--roomcast-bin", help="a roomcast binary to use instead of the release build (tuning experiments)")
     ap.add_argument("--roomcast-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the Roomcast nodes, repeatable (tuning experiments)")
@@ -703,12 +994,50 @@ def parser():
     ap.add_argument("--cleanup-wait", type=float, default=60,
                     help="seconds to wait for the session rows of closed sockets to be deleted")
     ap.add_argument("--report-only", metavar="JSON", help="write the report (--out) from a results file; runs nothing")
-    ap.add_argument("--results", metavar="FILE", default="loadtest/results/bench.json",
-                    help="where every raw result is written as JSON (relative paths: from the repository)")
+    ap.add_argument("--results", metavar="FILE",
+                    help="where every raw result is written as JSON (relative paths: from the repository; default: "
+                         "loadtest/results/bench.json, or loadtest/results/history.json for a run of only the "
+                         "storm and history steps)")
     ap.add_argument("--out", metavar="FILE", default="BENCHMARKS.md",
                     help="where the Markdown report is written (relative paths: from the repository); "
-                         "only a run of both systems and all steps, without tuning options, writes one")
+                         "only a run of both systems and the main steps, without tuning options, writes one; a run of "
+                         "both systems and exactly the storm and history steps rewrites its section of it")
     return ap
+
+
+HISTORY_HEAD = "\n## Room history and recovery\n"
+
+
+def with_section(text, section):
+    """`text` with its "Room history and recovery" section replaced by `section` (or
+    `section` put before the sharded section, or at the end)."""
+    if HISTORY_HEAD in text:
+        before, rest = text.split(HISTORY_HEAD, 1)
+        after = rest[rest.find("\n## "):] if "\n## " in rest else "\n"
+        return before + "\n" + section + after
+    if "\n## Sharded vs classic" in text:
+        before, after = text.split("\n## Sharded vs classic", 1)
+        return before + "\n" + section + "\n## Sharded vs classic" + after
+    return text + "\n" + section
+
+
+def write_report(args, results, out_file):
+    """The main steps: the whole report (keeping the history section already in
+    `out_file` when these results have none). Exactly the storm and history steps: their
+    section, put in place of the one in `out_file`. Anything else: no report."""
+    existing = Path(out_file).read_text() if Path(out_file).exists() else ""
+    if MAIN_STEPS <= args.only:
+        text = report(args, results, results["machine"], results["command"])
+        if "storm" not in results["roomcast"] and HISTORY_HEAD in existing:
+            kept = existing.split(HISTORY_HEAD, 1)[1]
+            kept = kept[:kept.find("\n## ")] if "\n## " in kept else kept
+            text = with_section(text, HISTORY_HEAD.lstrip("\n") + kept.rstrip("\n") + "\n\n")
+    elif args.only == HISTORY_STEPS:
+        text = with_section(existing, history_section(args, results, results["finished_utc"], results["command"]))
+    else:
+        return
+    Path(out_file).write_text(text)
+    log(f"wrote {out_file}")
 
 
 def main():
@@ -718,6 +1047,9 @@ def main():
     args = ap.parse_args()
     args.roomcast_env = dict(kv.split("=", 1) for kv in args.roomcast_env)
     # scripts/bench runs from the repository: relative paths are the repository's.
+    if args.results is None:
+        history_only = args.only <= HISTORY_STEPS
+        args.results = "loadtest/results/history.json" if history_only else "loadtest/results/bench.json"
     args.results, args.out = str(REPO / args.results), str(REPO / args.out)
     if args.report_only:
         args.report_only = str(REPO / args.report_only)
@@ -725,8 +1057,7 @@ def main():
     if args.report_only:
         results = json.loads(Path(args.report_only).read_text())
         saved = argparse.Namespace(**{**results["args"], "only": set(results["args"]["only"])})
-        Path(args.out).write_text(report(saved, results, results["machine"], results["command"]))
-        log(f"wrote {args.out}")
+        write_report(saved, results, args.out)
         return
 
     target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
@@ -754,16 +1085,14 @@ def main():
             pg.stop()
     results["machine"] = machine()
     results["finished_utc"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    results["args"] = vars(args)
+    results["args"] = {**vars(args), "only": sorted(args.only)}
     results["command"] = command
-    results["args"]["only"] = sorted(args.only)
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(json.dumps(results, indent=2))
     log(f"wrote {args.results}")
-    complete = len(args.only) == 5 and not args.roomcast_bin and not args.roomcast_env and args.idle_namespace == "/"
-    if "roomcast" in results and "node" in results and complete:
-        Path(args.out).write_text(report(args, results, results["machine"], command))
-        log(f"wrote {args.out}")
+    if "roomcast" in results and "node" in results and not args.roomcast_bin and not args.roomcast_env \
+            and args.idle_namespace == "/":
+        write_report(args, results, args.out)
     print(json.dumps({k: results[k] for k in results if k in ("roomcast", "node")}, indent=1)[:4000])
 
 

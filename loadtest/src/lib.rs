@@ -5,3 +5,4 @@ pub mod client;
 pub mod framing;
 pub mod modes;
 pub mod stats;
+pub mod storm;

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use roomcast_loadtest::client::{Sources, Target};
 use roomcast_loadtest::modes::{self, Ctx, Fanout};
+use roomcast_loadtest::storm::{self, Storm};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -100,6 +101,39 @@ enum Mode {
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
     },
+    /// Reconnect storm: members in rooms receive a steady flow while the caller kills
+    /// one target; its members reconnect to the others; losses and duplicates counted.
+    Storm {
+        /// Members over all targets; member i is in room i % rooms, on target i % targets.
+        #[arg(long)]
+        members: usize,
+        /// Rooms, each with one sender of its own (not a member).
+        #[arg(long, default_value_t = 50)]
+        rooms: usize,
+        /// Messages per second, all rooms together.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Seconds of sending, from the moment everyone is in their rooms.
+        #[arg(long, default_value_t = 20.0)]
+        duration: f64,
+        /// Seconds after the last send during which deliveries still count.
+        #[arg(long, default_value_t = 5.0)]
+        drain: f64,
+        /// Index in --target of the server the caller will kill: senders stay off it.
+        #[arg(long)]
+        kill_target: Option<usize>,
+        /// Reconnect with `auth.recover` and the last offset seen (Roomcast); without
+        /// it, a dropped member joins its room again, as a plain Socket.IO client does.
+        #[arg(long)]
+        recover: bool,
+        /// Seconds before the first reconnect attempt, doubled per failure up to 5x,
+        /// each randomised by ±50 % (socket.io-client's defaults: 1 s, 5 s, 0.5).
+        #[arg(long, default_value_t = 1.0)]
+        reconnect_delay: f64,
+        /// Room names are PREFIX-0, PREFIX-1, ...
+        #[arg(long, default_value = "storm")]
+        room_prefix: String,
+    },
     /// Connect + auth + close loops: handshakes per second with a session row each.
     Handshakes {
         /// Loops running at once.
@@ -150,8 +184,10 @@ fn ctx(common: &Common) -> anyhow::Result<Ctx> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let ctx = Arc::new(ctx(&cli.common)?);
-    if ctx.namespace != "/" && matches!(cli.mode, Mode::Fanout { .. } | Mode::Requests { .. }) {
-        bail!("fanout and requests speak the workspace protocol of `/`: drop --namespace");
+    if ctx.namespace != "/"
+        && matches!(cli.mode, Mode::Fanout { .. } | Mode::Requests { .. } | Mode::Storm { .. })
+    {
+        bail!("fanout, requests and storm speak the workspace protocol of `/`: drop --namespace");
     }
     let result = match cli.mode {
         Mode::Idle { connections, hold } => {
@@ -176,6 +212,36 @@ async fn main() -> anyhow::Result<()> {
                 bail!("requests needs --clients >= 1 and --rate > 0");
             }
             modes::requests(ctx, clients, rate, seconds("duration", duration)?).await
+        }
+        Mode::Storm {
+            members,
+            rooms,
+            rate,
+            duration,
+            drain,
+            kill_target,
+            recover,
+            reconnect_delay,
+            room_prefix,
+        } => {
+            if rooms == 0 || members < rooms || !rate.is_finite() || rate <= 0.0 {
+                bail!("storm needs 1 <= --rooms <= --members and --rate > 0");
+            }
+            if kill_target.is_some_and(|k| k >= ctx.targets.len() || ctx.targets.len() < 2) {
+                bail!("--kill-target must name one of at least two targets (0-based)");
+            }
+            let cfg = Storm {
+                members,
+                rooms,
+                rate,
+                duration: seconds("duration", duration)?,
+                drain: seconds("drain", drain)?,
+                kill_target,
+                recover,
+                reconnect_delay: seconds("reconnect-delay", reconnect_delay)?,
+                room_prefix,
+            };
+            storm::storm(ctx, cfg).await
         }
         Mode::Handshakes { concurrency, duration } => {
             if concurrency == 0 {

@@ -37,7 +37,7 @@ impl Ctx {
         &self.targets[i % self.targets.len()]
     }
 
-    fn describe(&self) -> Value {
+    pub(crate) fn describe(&self) -> Value {
         json!({
             "targets": self.targets.iter().map(|t| t.url.clone()).collect::<Vec<_>>(),
             "connect_concurrency": self.connect_concurrency,
@@ -54,12 +54,12 @@ enum End {
     Dropped(String),
 }
 
-async fn send_text(ws: &mut Ws, text: String) -> Result<(), String> {
+pub(crate) async fn send_text(ws: &mut Ws, text: String) -> Result<(), String> {
     ws.send(Message::text(text)).await.map_err(|e| format!("send: {e}"))
 }
 
 /// Closes without waiting long: thousands of sockets close at once at the end.
-async fn close(mut ws: Ws) {
+pub(crate) async fn close(mut ws: Ws) {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let _ = ws.close(None).await;
         while let Some(Ok(_)) = ws.next().await {}
@@ -68,7 +68,7 @@ async fn close(mut ws: Ws) {
 }
 
 /// The next text frame; `Err` when the socket ended. Pings are answered here.
-async fn recv(ws: &mut Ws) -> Result<Option<String>, String> {
+pub(crate) async fn recv(ws: &mut Ws) -> Result<Option<String>, String> {
     match ws.next().await {
         Some(Ok(Message::Text(t))) => {
             if t.as_str() == "2" {
@@ -87,9 +87,9 @@ async fn recv(ws: &mut Ws) -> Result<Option<String>, String> {
 }
 
 /// The outcome of opening a mode's connections.
-struct Ramp {
-    connected: usize,
-    errors: Errors,
+pub(crate) struct Ramp {
+    pub(crate) connected: usize,
+    pub(crate) errors: Errors,
     connect: Latencies,
     elapsed: Duration,
 }
@@ -167,7 +167,7 @@ pub async fn idle(ctx: Arc<Ctx>, connections: usize, hold: Duration) -> Value {
     })
 }
 
-async fn collect_ramp(
+pub(crate) async fn collect_ramp(
     rx: &mut mpsc::UnboundedReceiver<Result<Duration, String>>,
     n: usize,
     started: Instant,
