@@ -144,9 +144,14 @@ impl Feed {
                 }
             }
         }
-        state
-            .cursors
-            .insert(d.room.clone(), Position { epoch: d.epoch.clone(), offset: d.record.offset });
+        // In place when the room and epoch are known: no allocation per socket and event.
+        match state.cursors.get_mut(&d.room) {
+            Some(cursor) if cursor.epoch == d.epoch => cursor.offset = d.record.offset,
+            _ => {
+                let position = Position { epoch: d.epoch.clone(), offset: d.record.offset };
+                state.cursors.insert(d.room.clone(), position);
+            }
+        }
         if self.waiting.load(Ordering::Acquire) > 0 {
             self.moved.notify_waiters();
         }
