@@ -70,6 +70,8 @@ pub async fn prepare<A: Adapter>(
     auth: Option<&Value>,
 ) {
     s.extensions.insert(Arc::new(Feed::held()));
+    // Room broadcasts leave it out until its replay is out (see `Feed::release`).
+    s.join(feed::REPLAYING);
     let Some(member) = s.extensions.get::<Arc<Member>>() else { return };
     let user = &member.identity.user;
     let max = app.config.rooms.max_per_socket;
@@ -205,7 +207,7 @@ async fn settle(app: &AppState, feed: &Feed, room: &str, claim: Option<Claim>) -
 }
 
 /// Runs once CONNECT is out: sends `recovery`, the replay, then what was held.
-pub async fn complete<A: Adapter>(s: SocketRef<A>, State(app): State<AppState>) {
+pub async fn complete<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, State(app): State<AppState>) {
     let Some(feed) = feed::of(&s) else { return };
     let pending = s.extensions.remove::<Pending>().unwrap_or_default();
     let token = s.extensions.get::<IssuedToken>().map(|t| t.0);
@@ -244,7 +246,7 @@ pub async fn complete<A: Adapter>(s: SocketRef<A>, State(app): State<AppState>) 
     for replay in settled.iter().filter_map(|(_, o)| o.replay.as_ref()) {
         replay.send(&s, &feed, &app.metrics);
     }
-    feed.release(&s, app.history(), &app.metrics).await;
+    feed.release(&io, &s, app.history(), &app.metrics).await;
     // The client came back before the server noticed its old transport was dead: that
     // socket, wherever it is, is closed now rather than at its ping timeout.
     if let Some(previous) = pending.previous

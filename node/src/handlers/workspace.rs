@@ -59,7 +59,8 @@ fn room_name(value: Option<&Value>) -> Result<&str, ClientError> {
 /// The socket's rooms, sorted, as socketioxide records them: the one record of
 /// membership, which a peer's `socketsJoin` / `socketsLeave` changes too.
 pub fn socket_rooms<A: Adapter>(s: &Socket<A>) -> Vec<String> {
-    let mut rooms: Vec<String> = s.rooms().into_iter().map(|r| r.into_owned()).collect();
+    let mut rooms: Vec<String> =
+        s.rooms().into_iter().filter(|r| r != feed::REPLAYING).map(|r| r.into_owned()).collect();
     rooms.sort();
     rooms
 }

@@ -24,7 +24,7 @@ use socketioxide::extract::SocketRef;
 use tokio::sync::{Notify, mpsc};
 
 use super::{Delivery, History, Position, Range, Record};
-use crate::handlers::reply::{Packet, check_sent};
+use crate::handlers::reply::{Packet, check_broadcast, check_sent};
 use crate::metrics::Metrics;
 
 /// The namespace whose rooms keep history.
@@ -46,9 +46,17 @@ pub struct Feed {
     waiting: AtomicUsize,
 }
 
+/// The room a socket is in while its replay is being sent: a room broadcast leaves it
+/// out (`roomcast:` names are reserved, no client can join it).
+pub const REPLAYING: &str = "roomcast:replaying";
+
 /// What became of an event offered to one socket.
 enum Offer {
-    /// Sent, skipped as a duplicate, or held during a replay.
+    /// Its cursor moved: it is due for the event, which the caller sends.
+    Due,
+    /// Its cursor moved, but it sent the event (an invalidation's sender).
+    Origin,
+    /// Already sent, held during a replay, or sent here with what filled its gap.
     Done,
     /// Events between the socket's cursor (given) and this one are missing: it waits
     /// until they are read back from the store.
@@ -109,10 +117,10 @@ impl Feed {
         self.lock().cursors.remove(room);
     }
 
-    /// Offers `d`: sent unless held, already sent or after a gap. `backfill` holds the
-    /// records read back for a gap; with it, a gap is filled (as far as the store still
-    /// has it) instead of reported. Emits only queue the packet, so they run under the
-    /// lock: a concurrent offer cannot slip between a gap's records and the event.
+    /// Offers `d` and moves the cursor. Without `backfill` a socket behind is reported
+    /// ([`Offer::Gap`]) and a socket due for `d` is left to the caller ([`Offer::Due`]).
+    /// With it (the records read back for a gap), the missing records and `d` are sent
+    /// here, under the lock: a concurrent offer cannot slip between them.
     fn offer<A: Adapter>(
         &self,
         socket: &SocketRef<A>,
@@ -128,20 +136,22 @@ impl Feed {
             return Offer::Done;
         }
         let cursor = state.cursors.get(&d.room).filter(|c| c.epoch == d.epoch).map(|c| c.offset);
+        let mut filled = false;
         if let Some(cursor) = cursor {
             if d.record.offset <= cursor {
                 return Offer::Done;
             }
             if cursor + 1 < d.record.offset {
                 let Some(backfill) = backfill else { return Offer::Gap(cursor) };
-                for record in
-                    backfill.iter().filter(|r| r.offset > cursor && r.offset < d.record.offset)
-                {
+                let missing =
+                    backfill.iter().filter(|r| r.offset > cursor && r.offset < d.record.offset);
+                for record in missing {
                     let event = record.kind.event();
                     let sent = socket.emit(event, &record.payload(&d.epoch));
                     check_sent(metrics, NAMESPACE, Packet::Broadcast, event, sent);
                     metrics.history_resent.with_label_values(&["gap"]).inc();
                 }
+                filled = true;
             }
         }
         // In place when the room and epoch are known: no allocation per socket and event.
@@ -157,10 +167,14 @@ impl Feed {
         }
         // The sender of an invalidation is not sent its own; its cursor still moves, so
         // the event is not taken for a gap later.
-        if d.skip.as_deref() != Some(socket.id.as_str()) {
-            let event = d.record.kind.event();
-            check_sent(metrics, NAMESPACE, Packet::Broadcast, event, socket.emit(event, payload));
+        if d.skip.as_deref() == Some(socket.id.as_str()) {
+            return Offer::Origin;
         }
+        if !filled && backfill.is_none() {
+            return Offer::Due;
+        }
+        let event = d.record.kind.event();
+        check_sent(metrics, NAMESPACE, Packet::Broadcast, event, socket.emit(event, payload));
         Offer::Done
     }
 
@@ -168,10 +182,14 @@ impl Feed {
     /// arriving meanwhile are held too and sent in turn, so order is kept.
     pub async fn release<A: Adapter>(
         &self,
+        io: &SocketIo<A>,
         socket: &SocketRef<A>,
         history: Option<&History>,
         metrics: &Metrics,
     ) {
+        // Out of the replaying room first: an event offered from now on is either held
+        // (and sent below) or, once the gate is open, offered like to any member.
+        socket.leave(REPLAYING);
         loop {
             let held = {
                 let mut state = self.lock();
@@ -186,7 +204,7 @@ impl Feed {
             for d in held {
                 let sockets = [socket.clone()];
                 match history {
-                    Some(history) => deliver(&sockets, history, &d, false, metrics).await,
+                    Some(history) => deliver(io, &sockets, history, &d, false, metrics).await,
                     None => tracing::debug!("held event without a store dropped"),
                 }
             }
@@ -199,9 +217,13 @@ pub fn of<A: Adapter>(socket: &SocketRef<A>) -> Option<Arc<Feed>> {
     socket.extensions.get::<Arc<Feed>>()
 }
 
-/// Offers one event to `sockets`. Those that missed earlier events get them first, read
-/// back from the store once for all of them.
+/// Offers one event to `sockets` (the local members of its room). When every one of them
+/// is simply due for it, it goes out as one local room broadcast, encoded once, leaving
+/// out its sender and the sockets still replaying; otherwise each due socket is sent it
+/// on its own. Sockets that missed earlier events get them first, read back from the
+/// store once for all of them.
 async fn deliver<A: Adapter>(
+    io: &SocketIo<A>,
     sockets: &[SocketRef<A>],
     history: &History,
     d: &Delivery,
@@ -215,11 +237,39 @@ async fn deliver<A: Adapter>(
             return;
         }
     };
+    let event = d.record.kind.event();
+    let mut due = Vec::with_capacity(sockets.len());
+    let mut origin = None;
     let mut gapped = Vec::new();
+    // A room broadcast reaches exactly the sockets judged here only if each is due, its
+    // sender or replaying (the room broadcast leaves those two out).
+    let mut whole_room = holding;
     for socket in sockets {
-        let Some(feed) = of(socket) else { continue };
-        if let Offer::Gap(cursor) = feed.offer(socket, d, &payload, None, holding, metrics) {
-            gapped.push((socket, feed, cursor));
+        let Some(feed) = of(socket) else {
+            whole_room = false;
+            continue;
+        };
+        match feed.offer(socket, d, &payload, None, holding, metrics) {
+            Offer::Due => due.push(socket),
+            Offer::Origin => origin = Some(socket),
+            Offer::Done => whole_room = false,
+            Offer::Gap(cursor) => {
+                whole_room = false;
+                gapped.push((socket, feed, cursor));
+            }
+        }
+    }
+    if whole_room && !due.is_empty() {
+        let room = d.room.clone();
+        let members = match origin {
+            Some(sender) => sender.to(room),
+            None => io.to(room),
+        };
+        let sent = members.local().except(REPLAYING).emit(event, &*payload).await;
+        check_broadcast(metrics, NAMESPACE, event, sent);
+    } else {
+        for socket in due {
+            check_sent(metrics, NAMESPACE, Packet::Broadcast, event, socket.emit(event, &*payload));
         }
     }
     let Some(from) = gapped.iter().map(|(_, _, cursor)| *cursor).min() else { return };
@@ -239,9 +289,8 @@ async fn deliver<A: Adapter>(
 }
 
 /// Takes the feed until it closes (shutdown), offering each event to the local members
-/// of its room on `/`. The members are split into lanes by socket id, one task each, so
-/// a big room's fan-out uses every core while each socket still gets its events in
-/// order (one lane serves it, in feed order).
+/// of its room on `/`. Rooms are split into lanes, one task each, so busy rooms use
+/// every core; one lane serves a room, so its members get its events in order.
 pub async fn run<A: Adapter>(
     io: SocketIo<A>,
     history: History,
@@ -250,20 +299,17 @@ pub async fn run<A: Adapter>(
 ) {
     let count = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, MAX_LANES);
     let lanes: Vec<_> = (0..count)
-        .map(|lane| {
+        .map(|_| {
             let (tx, rx) = mpsc::unbounded_channel();
             let worker =
                 Lane { io: io.clone(), history: history.clone(), metrics: metrics.clone() };
-            tokio::spawn(worker.run(rx, lane, count));
+            tokio::spawn(worker.run(rx));
             tx
         })
         .collect();
     while let Some(d) = feed.recv().await {
-        let d = Arc::new(d);
-        for lane in &lanes {
-            // A lane ends only with the node.
-            let _ = lane.send(d.clone());
-        }
+        // A lane ends only with the node.
+        let _ = lanes[lane_of(&d.room, count)].send(d);
     }
 }
 
@@ -278,30 +324,19 @@ struct Lane<A: Adapter> {
 }
 
 impl<A: Adapter> Lane<A> {
-    async fn run(
-        self,
-        mut feed: mpsc::UnboundedReceiver<Arc<Delivery>>,
-        lane: usize,
-        count: usize,
-    ) {
+    async fn run(self, mut feed: mpsc::UnboundedReceiver<Delivery>) {
         while let Some(d) = feed.recv().await {
-            let sockets: Vec<SocketRef<A>> = self
-                .io
-                .within(d.room.clone())
-                .sockets()
-                .into_iter()
-                .filter(|s| lane_of(s.id.as_str(), count) == lane)
-                .collect();
+            let sockets = self.io.within(d.room.clone()).sockets();
             if !sockets.is_empty() {
-                deliver(&sockets, &self.history, &d, true, &self.metrics).await;
+                deliver(&self.io, &sockets, &self.history, &d, true, &self.metrics).await;
             }
         }
     }
 }
 
-/// The lane of a socket: a fixed function of its id.
-fn lane_of(sid: &str, count: usize) -> usize {
-    let hash = sid.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
+/// The lane of a room: a fixed function of its name.
+fn lane_of(room: &str, count: usize) -> usize {
+    let hash = room.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
     hash % count
 }
 
