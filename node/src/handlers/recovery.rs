@@ -70,8 +70,6 @@ pub async fn prepare<A: Adapter>(
     auth: Option<&Value>,
 ) {
     s.extensions.insert(Arc::new(Feed::held()));
-    // Room broadcasts leave it out until its replay is out (see `Feed::release`).
-    s.join(feed::REPLAYING);
     let Some(member) = s.extensions.get::<Arc<Member>>() else { return };
     let user = &member.identity.user;
     let max = app.config.rooms.max_per_socket;
@@ -109,6 +107,10 @@ pub async fn prepare<A: Adapter>(
         Err(refusal) => pending.refusal = Some(refusal),
         Ok((rooms, claims)) => {
             let mut claims = claims.unwrap_or_default();
+            if !rooms.is_empty() {
+                // Room broadcasts leave it out until its replay is out (`Feed::release`).
+                s.join(feed::REPLAYING);
+            }
             for room in rooms {
                 let claim = claims.remove(&room);
                 // Names were checked when joined; a changed rule still applies, and a name

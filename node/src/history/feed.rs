@@ -193,7 +193,9 @@ impl Feed {
     ) {
         // Out of the replaying room first: an event offered from now on is either held
         // (and sent below) or, once the gate is open, offered like to any member.
-        socket.leave(REPLAYING);
+        if socket.rooms().iter().any(|r| r == REPLAYING) {
+            socket.leave(REPLAYING);
+        }
         loop {
             let held = {
                 let mut state = self.lock();
