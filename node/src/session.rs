@@ -142,7 +142,7 @@ impl Member {
     /// The `sess` JSON of the row, in the shape express-session stores.
     pub fn sess(&self, ttl: std::time::Duration, rooms: Vec<String>) -> Value {
         let expires = self.connected_at + ttl;
-        json!({
+        let mut sess = json!({
             "cookie": {
                 "originalMaxAge": ttl.as_millis() as u64,
                 "expires": expires.to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -156,8 +156,11 @@ impl Member {
             "namespace": self.namespace,
             "rooms": rooms,
             "connectedAt": self.connected_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "recovery": self.recovery,
-        })
+        });
+        if let Some(hash) = &self.recovery {
+            sess["recovery"] = hash.as_str().into();
+        }
+        sess
     }
 
     /// Writes the row for the first time (or again, after the store was away), with

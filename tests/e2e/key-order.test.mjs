@@ -64,7 +64,7 @@ describe('object keys keep their order', { timeout: 60000 }, () => {
 
     // connect-pg-simple's shape: cookie first, as express-session writes it.
     const row = await h.waitUntil(() => db.getSession(alice.sid), 'row');
-    assert.deepEqual(Object.keys(row.sess), ['cookie', 'user', 'via', 'node', 'socket', 'namespace', 'rooms', 'connectedAt']);
+    assert.deepEqual(Object.keys(row.sess), ['cookie', 'user', 'via', 'node', 'socket', 'namespace', 'rooms', 'connectedAt', 'recovery']);
     assert.deepEqual(Object.keys(row.sess.cookie), ['originalMaxAge', 'expires', 'httpOnly', 'path']);
   });
 });
