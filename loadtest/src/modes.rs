@@ -218,7 +218,7 @@ struct MemberStats {
     last_delivery_us: u64,
 }
 
-async fn join(ws: &mut Ws, room: &str) -> Result<(), String> {
+pub(crate) async fn join(ws: &mut Ws, room: &str) -> Result<(), String> {
     send_text(ws, framing::event("join room", &json!(room), Some(0))).await?;
     loop {
         let Some(text) = recv(ws).await? else { continue };

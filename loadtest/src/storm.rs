@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{self, Target, Ws};
 use crate::framing::{self, EnginePacket, SioKind};
-use crate::modes::{Ctx, close, collect_ramp, recv, send_text};
+use crate::modes::{Ctx, close, collect_ramp, join, recv, send_text};
 use crate::stats::{Errors, Latencies, epoch_micros};
 
 /// Parameters of `storm`.
@@ -481,23 +481,7 @@ pub async fn storm(ctx: Arc<Ctx>, cfg: Storm) -> Value {
                 }
             };
             // Ack 0 is the join; message n is sent with ack id n.
-            let joined = async {
-                send_text(&mut ws, framing::event("join room", &json!(room), Some(0))).await?;
-                loop {
-                    let Some(text) = recv(&mut ws).await? else { continue };
-                    if let Ok(EnginePacket::Message(p)) = framing::decode(&text)
-                        && p.kind == SioKind::Ack
-                        && p.ack == Some(0)
-                    {
-                        return if p.data.contains("\"ok\":true") {
-                            Ok(())
-                        } else {
-                            Err(format!("sender join refused: {:.80}", p.data))
-                        };
-                    }
-                }
-            }
-            .await;
+            let joined = join(&mut ws, &room).await.map_err(|e| format!("sender {e}"));
             drop(permit);
             if let Err(e) = joined {
                 let _ = ready_tx.send(Err(e));
