@@ -16,7 +16,7 @@ use super::reply::{
     ClientError, Code, Outcome, Packet, Reach, Reply, check_broadcast, check_sent, count_in,
     count_out,
 };
-use crate::history::feed::{self, Feed};
+use crate::history::feed;
 use crate::history::{Kind, Position, Range};
 use crate::requests::{self, Caller, Failure};
 use crate::rooms::{self, RoomError};
@@ -260,7 +260,7 @@ async fn start_position<A: Adapter>(s: &Socket<A>, app: &AppState, room: &str) -
     let history = app.history_of(room)?;
     match history.position(room).await {
         Ok(position) => {
-            if let Some(feed) = s.extensions.get::<Arc<Feed>>() {
+            if let Some(feed) = feed::of(s) {
                 feed.start_at(room, &position);
             }
             Some(position)
@@ -293,13 +293,7 @@ async fn store<A: Adapter>(
             // Node.js servers in the cluster have no history: they get their copy with
             // a flag that makes Roomcast servers skip it.
             if let Some(cluster) = app.cluster() {
-                let record = crate::history::Record {
-                    offset: position.offset,
-                    kind,
-                    stored_ms: 0,
-                    data: data.clone(),
-                };
-                let args = vec![record.payload(&position.epoch)];
+                let args = vec![crate::history::stamped(data, position.offset, &position.epoch)];
                 let rooms = vec![room.to_owned()];
                 if let Err(e) =
                     cluster.broadcast_to_peers(NAMESPACE, rooms, kind.event(), args).await

@@ -25,6 +25,7 @@ use serde_json::value::RawValue;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
+use socketioxide::socket::Socket;
 use tokio::sync::{Notify, mpsc};
 
 use super::{Delivery, History, Position, Range, Record};
@@ -219,7 +220,7 @@ impl Feed {
 }
 
 /// The feed of a socket, if it has one (sockets of `/` do once authenticated).
-pub fn of<A: Adapter>(socket: &SocketRef<A>) -> Option<Arc<Feed>> {
+pub fn of<A: Adapter>(socket: &Socket<A>) -> Option<Arc<Feed>> {
     socket.extensions.get::<Arc<Feed>>()
 }
 

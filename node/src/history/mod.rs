@@ -76,14 +76,19 @@ pub struct Record {
 impl Record {
     /// The payload a client receives: the stored one with `offset` and `epoch` last.
     pub fn payload(&self, epoch: &str) -> Value {
-        let mut map = match &self.data {
-            Value::Object(map) => map.clone(),
-            _ => Map::new(),
-        };
-        map.insert("offset".into(), self.offset.into());
-        map.insert("epoch".into(), epoch.into());
-        Value::Object(map)
+        stamped(&self.data, self.offset, epoch)
     }
+}
+
+/// `data` with the room position it was stored at, `offset` and `epoch` last.
+pub fn stamped(data: &Value, offset: u64, epoch: &str) -> Value {
+    let mut map = match data {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    map.insert("offset".into(), offset.into());
+    map.insert("epoch".into(), epoch.into());
+    Value::Object(map)
 }
 
 /// Where a room stands: its epoch and last offset (0 before anything was stored).
