@@ -8,11 +8,11 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use reqwest::Method;
 use roomcast_node::Node;
-use roomcast_node::admin::client::{AdminClient, segment};
-use roomcast_node::auth::{jwt, password};
-use roomcast_node::build::BuildInfo;
 use roomcast_node::config::{CONFIG_FILE_ENV, Config, ConfigError, unknown_env_vars};
-use roomcast_node::db::Db;
+use roomcast_node::core::auth::{jwt, password};
+use roomcast_node::core::build::BuildInfo;
+use roomcast_node::core::db::Db;
+use roomcast_node::server::admin::client::{AdminClient, segment};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -264,9 +264,10 @@ fn unknown_env() -> Vec<String> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
+    roomcast_node::apps::check_config(&config)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let telemetry = roomcast_node::telemetry::init(&config)?;
+            let telemetry = roomcast_node::core::telemetry::init(&config)?;
             for variable in unknown_env() {
                 tracing::warn!(%variable, "unknown environment variable ignored");
             }

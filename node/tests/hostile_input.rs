@@ -2,10 +2,10 @@
 //! answers with a value or a typed error, never a panic.
 
 use proptest::prelude::*;
-use roomcast_node::auth::Credentials;
-use roomcast_node::requests::Request;
-use roomcast_node::requests::wire::{Job, JobReply};
-use roomcast_node::rooms;
+use roomcast_node::core::auth::Credentials;
+use roomcast_node::core::requests::Request;
+use roomcast_node::core::requests::wire::{Job, JobReply};
+use roomcast_node::protocol::room;
 use serde_json::Value;
 
 fn json() -> impl Strategy<Value = Value> {
@@ -51,7 +51,7 @@ proptest! {
 
     #[test]
     fn room_names_are_checked_without_panics(name in ".{0,300}") {
-        if rooms::check_name(&name).is_ok() {
+        if room::check_name(&name).is_ok() {
             prop_assert!(!name.is_empty() && name.chars().count() <= 100);
             prop_assert!(!name.chars().any(char::is_control));
         }

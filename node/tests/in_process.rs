@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use roomcast_node::Node;
-use roomcast_node::auth::password;
 use roomcast_node::config::Config;
-use roomcast_node::db::Db;
+use roomcast_node::core::auth::password;
+use roomcast_node::core::db::Db;
 use rust_socketio::Payload;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
 use serde_json::{Value, json};

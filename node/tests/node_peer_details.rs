@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use roomcast_node::Node;
-use roomcast_node::auth::password;
 use roomcast_node::config::Config;
+use roomcast_node::core::auth::password;
 use rust_socketio::asynchronous::ClientBuilder;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
