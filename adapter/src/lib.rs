@@ -259,9 +259,10 @@ mod config;
 pub mod driver;
 mod error;
 mod metrics;
+mod mode;
 mod namespace;
 pub mod proto;
-mod sharded;
+mod room_sync;
 
 pub use ack::AckStream;
 pub use adapter::{ClusterAdapter, InitRes};
