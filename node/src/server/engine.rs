@@ -12,7 +12,7 @@ use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_core::adapter::DefinedAdapter;
 
 use super::StartError;
-use crate::apps;
+use crate::apps::{self, App, workspace::Workspace};
 use crate::config::{RedisConfig, RedisMode, SubscriptionModeConfig};
 use crate::core::db::DbError;
 use crate::core::history::History;
@@ -198,7 +198,8 @@ fn load_source<A: Adapter>(io: SocketIo<A>) -> LoadSource {
 }
 
 /// Opens the room history store (in-process on one node, Redis in a cluster) and starts
-/// the task that delivers its feed to this node's sockets.
+/// the task that delivers its feed to this node's sockets of the workspace, the app
+/// whose rooms keep history.
 async fn start_history<A: Adapter>(state: &AppState, io: &SocketIo<A>) -> Result<(), StartError> {
     let config = &state.config;
     if !config.history.enabled {
@@ -222,6 +223,7 @@ async fn start_history<A: Adapter>(state: &AppState, io: &SocketIo<A>) -> Result
     };
     tokio::spawn(crate::core::history::feed::run(
         io.clone(),
+        Workspace::PATH,
         history.clone(),
         deliveries,
         state.metrics.clone(),
