@@ -31,21 +31,26 @@ pub(super) enum Engine {
     Cluster(SocketIo<ClusterAdapter<Emitter>>, Cluster),
 }
 
-/// What a started engine hands the HTTP side: the routes the Socket.IO layer wraps, and
-/// the operators' routes (which need the engine).
+/// What a started engine hands the HTTP side.
 pub(super) struct Started {
     /// The engine.
     pub(super) engine: Engine,
-    /// `routes` wrapped by the Socket.IO layer.
+    /// The main routes, wrapped by the Socket.IO layer.
     pub(super) app: Router,
-    /// The admin API's routes.
-    pub(super) admin: Router,
+    /// The ops routes, when they have a listener of their own.
+    pub(super) ops: Option<Router>,
 }
 
 impl Engine {
     /// Builds the engine on the configured adapter, opens the room history and mounts
-    /// every app; `routes` come back wrapped by the Socket.IO layer.
-    pub(super) async fn start(state: &AppState, routes: Router) -> Result<Started, StartError> {
+    /// every app. The admin routes join the ops routes (on the main routes when those
+    /// have no listener of their own), and the main routes come back wrapped by the
+    /// Socket.IO layer.
+    pub(super) async fn start(
+        state: &AppState,
+        routes: Router,
+        ops: Option<Router>,
+    ) -> Result<Started, StartError> {
         let builder = builder(state);
         let Some(url) = &state.config.redis.url else {
             let (layer, io) = builder.build_layer();
@@ -55,8 +60,8 @@ impl Engine {
             }
             // Nothing to lose touch with: the in-process adapter is always there.
             state.metrics.watch_adapter_link(|| true);
-            let admin = super::admin::routes(state, io.clone());
-            return Ok(Started { engine: Engine::Local(io), app: routes.layer(layer), admin });
+            let (routes, ops) = with_admin(routes, ops, super::admin::routes(state, io.clone()));
+            return Ok(Started { engine: Engine::Local(io), app: routes.layer(layer), ops });
         };
         let redis = &state.config.redis;
         let cluster = Cluster::connect(AdapterConfig {
@@ -89,8 +94,8 @@ impl Engine {
             // from other nodes.
             init.await?;
         }
-        let admin = super::admin::routes(state, io.clone());
-        Ok(Started { engine: Engine::Cluster(io, cluster), app: routes.layer(layer), admin })
+        let (routes, ops) = with_admin(routes, ops, super::admin::routes(state, io.clone()));
+        Ok(Started { engine: Engine::Cluster(io, cluster), app: routes.layer(layer), ops })
     }
 
     /// Lets every app clean up after a node swept as dead.
@@ -118,6 +123,15 @@ impl Engine {
                 cluster.close().await;
             }
         }
+    }
+}
+
+/// Puts the admin routes with the other ops routes: on the ops listener's routes, or on
+/// the main routes (before the Socket.IO layer wraps them) when there is none.
+fn with_admin(routes: Router, ops: Option<Router>, admin: Router) -> (Router, Option<Router>) {
+    match ops {
+        Some(ops) => (routes, Some(ops.merge(admin))),
+        None => (routes.merge(admin), None),
     }
 }
 

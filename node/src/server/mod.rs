@@ -95,22 +95,17 @@ impl Node {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let state = shared_state(config).await?;
         let server = &state.config.server;
-        let ops_routes = http::ops_routes(state.clone());
-        let mut routes = http::demo_routes();
-        let ops = match server.ops_listen {
-            Some(addr) => Some((ops_routes, bind(addr).await?)),
-            None => {
-                routes = routes.merge(ops_routes);
-                None
-            }
+        // The ops routes go on their own listener, or with the main routes.
+        let (routes, ops_routes, ops_listener) = match server.ops_listen {
+            Some(addr) => (
+                http::demo_routes(),
+                Some(http::ops_routes(state.clone())),
+                Some(bind(addr).await?),
+            ),
+            None => (http::demo_routes().merge(http::ops_routes(state.clone())), None, None),
         };
-        let Started { engine, app, admin } = Engine::start(&state, routes).await?;
-        // The admin routes go with the other ops routes: on the ops listener, or inside
-        // the Socket.IO layer with the main routes when there is none.
-        let (app, ops) = match ops {
-            Some((router, listener)) => (app, Some((router.merge(admin), listener))),
-            None => (app.merge(admin), None),
-        };
+        let Started { engine, app, ops } = Engine::start(&state, routes, ops_routes).await?;
+        let ops = ops.zip(ops_listener);
         let app = app
             .layer(axum::middleware::from_fn_with_state(state.clone(), http::gate_engine))
             .layer(axum::middleware::from_fn_with_state(state.clone(), http::serve_client))
