@@ -18,16 +18,21 @@ class Service:
     before `stop`, the service goes with it."""
 
     def __init__(self, kind):
-        started = subprocess.run([str(SCRIPT), "start", kind, "--owner", str(os.getpid())], capture_output=True,
-                                 text=True, timeout=300)
-        if started.returncode != 0:
-            sys.exit(f"scripts/services start {kind} failed: {started.stderr.strip()}")
-        self.info = json.loads(started.stdout)
+        self.info = services("start", kind, "--owner", str(os.getpid()))
         self.url = self.info["url"]
 
     def stop(self):
         subprocess.run([str(SCRIPT), "stop", self.info["dir"]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        timeout=60)
+
+
+def services(*cmd):
+    """Runs `scripts/services`: its JSON line (None from a command that prints none), or the
+    benchmark stops with its error."""
+    done = subprocess.run([str(SCRIPT), *cmd], capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        sys.exit(f"scripts/services {' '.join(cmd)} failed: {done.stderr.strip()}")
+    return json.loads(done.stdout) if done.stdout.strip() else None
 
 
 class Redis(Service):
@@ -45,6 +50,11 @@ class Postgres(Service):
         super().__init__("postgres")
         self.server_url = self.url.rsplit("/", 1)[0]
         self.psql = str(pg_bin() / "psql")
+        # Room for tuning runs with larger pools (3 nodes × ROOMCAST_DATABASE_MAX_CONNECTIONS)
+        # than the default 100 allows; the setting needs a restart, on the same port and data.
+        run([self.psql, self.url, "-q", "-c", "ALTER SYSTEM SET max_connections = 200"], stdout=subprocess.DEVNULL)
+        services("down", self.info["dir"])
+        services("up", self.info["dir"])
 
     def create_db(self, name):
         run([self.psql, self.url, "-q", "-c", f"CREATE DATABASE {name}"], stdout=subprocess.DEVNULL)
