@@ -16,9 +16,11 @@ import signal
 import sys
 from pathlib import Path
 
-# The modules beside this file; it is also loaded by path rather than run (the docs tests
-# read its parser).
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The modules beside this file: on the path when it runs, not when it is loaded by path
+# (the docs tests read its parser).
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 
 import options  # noqa: E402
 from harness import Procs, prepare_database  # noqa: E402
