@@ -5,7 +5,6 @@ from report.format import comparison_row, cpu_us_per_delivery, fmt, ratio, tally
 
 
 def history_section(args, results, when, command):
-    """The reconnect storm (both systems) and the cost of history (Roomcast)."""
     r, n = results["roomcast"], results.get("node", {})
     rs, ns = r.get("storm"), n.get("storm")
     parts = [f"""## Room history and recovery

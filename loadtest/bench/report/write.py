@@ -2,11 +2,10 @@
 
 from pathlib import Path
 
+from options import HISTORY_STEPS, MAIN_STEPS
 from report.document import report
 from report.history import history_section
-from options import HISTORY_STEPS, MAIN_STEPS
 from tools import log
-
 
 HISTORY_HEAD = "\n## Room history and recovery\n"
 
