@@ -11,15 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import {
-  startNode, addUser, connectClient, joinRoom, passwordOf, roomName, randomUUID, startRedis,
-  waitUntil, metrics, metricSum, lobbySession, freePort, delay,
+  joinRoom, passwordOf, roomName, randomUUID, waitUntil, metrics, metricSum, lobbySession, freePort, delay,
 } from './lib/harness.mjs';
+import { startCluster, FAST_HEARTBEATS } from './lib/cluster.mjs';
 
-const LIVENESS = {
-  ROOMCAST_HEARTBEAT_INTERVAL: '200ms',
-  ROOMCAST_NODE_DEAD_AFTER: '1s',
-  ROOMCAST_DATABASE_ACQUIRE_TIMEOUT: '500ms',
-};
+const LIVENESS = { ...FAST_HEARTBEATS, ROOMCAST_DATABASE_ACQUIRE_TIMEOUT: '500ms' };
 const OUTAGE_MS = 3000;
 
 function pgBin() {
@@ -55,9 +51,8 @@ async function startPostgres() {
 }
 
 describe('a Postgres outage longer than dead_after', { timeout: 90000 }, () => {
-  let postgres, redis, db, a, b;
-  const clients = [];
-  const connect = async (...args) => { const c = await connectClient(...args); clients.push(c); return c; };
+  let postgres, cluster, db, a, b;
+  const connect = (...args) => cluster.connect(...args);
   const query = async (sql, params = []) => {
     const client = new pg.Client({ connectionString: db.url, connectionTimeoutMillis: 5000 });
     await client.connect();
@@ -70,18 +65,12 @@ describe('a Postgres outage longer than dead_after', { timeout: 90000 }, () => {
 
   before(async () => {
     postgres = await startPostgres();
-    redis = await startRedis();
-    db = { kind: 'postgres', url: postgres.url };
-    const env = { REDIS_URL: redis.url, ...LIVENESS };
-    a = await startNode({ db, env });
-    b = await startNode({ db, env });
-    await Promise.all(['alice', 'bob'].map((u) => addUser(db, u, `${u}-pw`)));
+    cluster = await startCluster({ db: { kind: 'postgres', url: postgres.url }, env: LIVENESS, users: ['alice', 'bob'] });
+    ({ db, nodes: [a, b] } = cluster);
   });
 
   after(async () => {
-    for (const c of clients) c.close();
-    await Promise.all([a, b].map((n) => n?.stop()));
-    redis?.stop();
+    await cluster?.stop();
     postgres?.destroy();
   });
 

@@ -286,6 +286,13 @@ export async function mintToken(db, login) {
   return token;
 }
 
+/** A JWT for each of `logins`, as {login: token}. */
+export async function mintTokens(db, logins) {
+  const tokens = {};
+  for (const login of logins) tokens[login] = await mintToken(db, login);
+  return tokens;
+}
+
 /**
  * Starts `roomcast serve` on an ephemeral port and waits (≤ 20 s) for its `listening` line.
  * Returns {url, port, nodeId, stop(), logs(), child}.
