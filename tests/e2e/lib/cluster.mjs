@@ -13,7 +13,7 @@ const REDIS_KINDS = ['single', 'cluster', 'none'];
 
 /**
  * Starts a cluster. Options:
- * - `nodes` (2): Roomcast nodes to start. The first one alone, since it migrates the
+ * - `nodes` (2, at least 1): Roomcast nodes to start. The first one alone, since it migrates the
  *   schema; the others together once it is ready.
  * - `redis` ('single'): 'single' (one redis-server), 'cluster' (a three-master Redis
  *   Cluster; the nodes get its `redis-cluster://` URL) or 'none' (in-process adapter).
@@ -29,10 +29,9 @@ const REDIS_KINDS = ['single', 'cluster', 'none'];
  * - `peer`: options of a Node.js peer (`startNodePeer`) to start last, on the same Redis
  *   and in the same adapter mode; omitted, there is none.
  *
- * Returns {redis, redisUrl, db, env, nodes, urls, peer, startNode(extraEnv),
- * connect(kind, url, creds, opts), restartRedis(), stop()}: `redis` is the Redis handle
- * (`url` is one server, the seed of a Redis Cluster), `redisUrl` what the nodes were
- * given, `env` what every node got.
+ * Returns {redis, db, env, nodes, peer, startNode(extraEnv), connect(kind, url, creds,
+ * opts), restartRedis(), stop()}: `redis` is the Redis handle (`url` is one server, the
+ * seed of a Redis Cluster), `env` what every node got (`REDIS_URL` included).
  */
 export async function startCluster({
   nodes: count = 2,
@@ -52,19 +51,15 @@ export async function startCluster({
   const clients = new Set();
   const cluster = {
     redis: null,
-    redisUrl: null,
     db: null,
     env: null,
     nodes: [],
-    get urls() {
-      return this.nodes.map((n) => n.url);
-    },
     peer: null,
 
     /** One more node with the cluster's environment plus `extraEnv`; `stop()` stops it. */
     async startNode(extraEnv = {}) {
-      const node = await start(this.db, { ...this.env, ...extraEnv });
-      this.nodes.push(node);
+      const node = await start(cluster.db, { ...cluster.env, ...extraEnv });
+      cluster.nodes.push(node);
       return node;
     },
 
@@ -77,50 +72,48 @@ export async function startCluster({
 
     /** A new, empty Redis on the port of the stopped one (the nodes reconnect to it). */
     async restartRedis() {
-      this.redis = await startRedis({ port: this.redis.port });
-      return this.redis;
+      cluster.redis = await startRedis({ port: cluster.redis.port });
+      return cluster.redis;
     },
 
     async stop() {
       for (const c of clients) c.close();
       clients.clear();
-      await this.peer?.stop();
-      await Promise.all(this.nodes.map((n) => n.stop()));
-      if (ownsDb) await this.db?.drop().catch((e) => process.stderr.write(`# dropping database failed: ${e}\n`));
-      await this.redis?.stop();
+      await cluster.peer?.stop();
+      await Promise.all(cluster.nodes.map((n) => n.stop()));
+      if (ownsDb) await cluster.db?.drop().catch((e) => process.stderr.write(`# dropping database failed: ${e}\n`));
+      await cluster.redis?.stop();
     },
   };
 
   try {
+    let redisUrl = null;
     if (redisKind === 'single') {
       cluster.redis = await startRedis();
-      cluster.redisUrl = cluster.redis.url;
+      redisUrl = cluster.redis.url;
     } else if (redisKind === 'cluster') {
       cluster.redis = await startRedisCluster();
-      cluster.redisUrl = cluster.redis.clusterUrl;
+      redisUrl = cluster.redis.clusterUrl;
     }
     cluster.db = ownsDb ? await createDb(database) : database;
     cluster.env = {
-      ...(cluster.redisUrl ? { REDIS_URL: cluster.redisUrl } : {}),
+      ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
       ...(mode === 'sharded' ? { ROOMCAST_REDIS_MODE: mode, ROOMCAST_REDIS_SUBSCRIPTION_MODE: subscriptionMode } : {}),
       ...env,
     };
-    if (count > 0) {
-      await cluster.startNode(nodeEnv(0));
-      const rest = Array.from({ length: count - 1 }, (_, i) => start(cluster.db, { ...cluster.env, ...nodeEnv(i + 1) }));
-      // Every node that did start is kept in `nodes`, so a failure stops it too.
-      const started = await Promise.allSettled(rest);
-      for (const node of started) if (node.status === 'fulfilled') cluster.nodes.push(node.value);
-      const failed = started.find((node) => node.status === 'rejected');
-      if (failed) throw failed.reason;
-    }
+    await cluster.startNode(nodeEnv(0));
+    const rest = Array.from({ length: count - 1 }, (_, i) => start(cluster.db, { ...cluster.env, ...nodeEnv(i + 1) }));
+    // Every node that did start is kept in `nodes`, so a failure stops it too.
+    const started = await Promise.allSettled(rest);
+    for (const node of started) if (node.status === 'fulfilled') cluster.nodes.push(node.value);
+    const failed = started.find((node) => node.status === 'rejected');
+    if (failed) throw failed.reason;
     await Promise.all(users.map((u) => addUser(cluster.db, u, `${u}-pw`)));
     if (peerOptions) {
-      const sharded = mode === 'sharded';
       cluster.peer = await startNodePeer(cluster.redis.url, {
-        sharded,
-        ...(sharded ? { subscriptionMode } : {}),
-        ...(redisKind === 'cluster' ? { cluster: true } : {}),
+        sharded: mode === 'sharded',
+        subscriptionMode,
+        cluster: redisKind === 'cluster',
         ...peerOptions,
       });
     }
