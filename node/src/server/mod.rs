@@ -172,7 +172,7 @@ async fn start_history<A: Adapter>(state: &AppState, io: &SocketIo<A>) -> Result
         None => History::Memory(MemoryStore::new(config.history.clone(), feed)),
         Some(url) => {
             let settings = RedisSettings {
-                url,
+                url: url.expose(),
                 cluster: config.redis.cluster,
                 key: &config.redis.key,
                 timeout: config.redis.request_timeout,
@@ -314,7 +314,7 @@ impl Node {
                     },
                 };
                 let cluster = Cluster::connect(AdapterConfig {
-                    redis_url: url.clone(),
+                    redis_url: url.expose().to_owned(),
                     cluster: redis.cluster,
                     mode,
                     key: redis.key.clone(),
@@ -423,7 +423,7 @@ impl Node {
             node = %state.node_id,
             version = %build.version,
             commit = %build.commit,
-            store = %store_kind(&config.database.url),
+            store = %store_kind(config.database.url.expose()),
             adapter = %adapter_kind(&config.redis),
             auth = %auth_methods(config).join(","),
             guests = %config.auth.guest_namespaces.join(","),
