@@ -1,5 +1,46 @@
 //! The wire, without I/O: what clients may send and what they are told. Nothing here
 //! knows the node's state, its stores or its apps.
 
+/// What every checked name shares once built: its text (also through `Deref`), its
+/// `Display`, and its JSON form, the plain string. Construction stays with each type,
+/// which is where its rules are checked.
+macro_rules! checked_text {
+    ($name:ident) => {
+        impl $name {
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(name: $name) -> String {
+                name.0
+            }
+        }
+    };
+}
+
 pub mod error;
+pub mod names;
+pub mod request;
 pub mod room;

@@ -15,13 +15,14 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
-use crate::core::nickname::Nickname;
-use crate::core::reply::{check_broadcast, count_in, count_out, emit, fail};
-use crate::apps::lobby::store::{JoinResult, Membership, Role};
 use super::App;
+use crate::apps::lobby::store::{JoinResult, Membership, Role};
 use crate::core::db::DbError;
+use crate::core::metrics::ErrorKind;
+use crate::core::nickname::NicknameSlot;
+use crate::core::reply::{check_broadcast, count_in, count_out, emit, fail};
 use crate::core::state::AppState;
-
+use crate::protocol::names::Nickname;
 
 /// The lobby app.
 pub struct Lobby;
@@ -31,7 +32,7 @@ impl App for Lobby {
     const GUEST_CAPABLE: bool = true;
 
     fn register<A: Adapter>(socket: &SocketRef<A>) {
-        socket.extensions.insert(Arc::new(Nickname::default()));
+        socket.extensions.insert(Arc::new(NicknameSlot::default()));
         socket.on("login", login::<A>);
         socket.on("logout", logout::<A>);
         socket.on("create_session", create_session::<A>);
@@ -65,7 +66,7 @@ fn room(key: &str) -> String {
 }
 
 fn unavailable(app: &AppState, e: &DbError) -> &'static str {
-    app.metrics.errors.with_label_values(&["database"]).inc();
+    app.metrics.error(ErrorKind::Database).inc();
     tracing::warn!(error = %e, "lobby store failed");
     "Service unavailable, try again"
 }
@@ -84,14 +85,14 @@ async fn broadcast<A: Adapter>(
 }
 
 /// The player name of a `login` payload `{name}`.
-fn player_name(data: &Value) -> Option<String> {
-    crate::core::nickname::valid_nickname(data.get("name")?.as_str()?)
+fn player_name(data: &Value) -> Option<Nickname> {
+    Nickname::parse(data.get("name")?.as_str()?).ok()
 }
 
 async fn login<A: Adapter>(
     s: SocketRef<A>,
     State(app): State<AppState>,
-    Extension(user): Extension<Arc<Nickname>>,
+    Extension(user): Extension<Arc<NicknameSlot>>,
     TryData(data): TryData<Value>,
 ) {
     count_in(&s, &app, "login");
@@ -123,7 +124,7 @@ async fn logout<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
     State(app): State<AppState>,
-    Extension(user): Extension<Arc<Nickname>>,
+    Extension(user): Extension<Arc<NicknameSlot>>,
 ) {
     count_in(&s, &app, "logout");
     if user.get().is_none() {
@@ -144,7 +145,7 @@ fn new_session_key() -> String {
 async fn create_session<A: Adapter>(
     s: SocketRef<A>,
     State(app): State<AppState>,
-    Extension(user): Extension<Arc<Nickname>>,
+    Extension(user): Extension<Arc<NicknameSlot>>,
     TryData(data): TryData<Value>,
 ) {
     count_in(&s, &app, "create_session");
@@ -171,7 +172,7 @@ async fn create_session<A: Adapter>(
 async fn join_session<A: Adapter>(
     s: SocketRef<A>,
     State(app): State<AppState>,
-    Extension(user): Extension<Arc<Nickname>>,
+    Extension(user): Extension<Arc<NicknameSlot>>,
     TryData(data): TryData<Value>,
 ) {
     count_in(&s, &app, "join_session");
@@ -196,7 +197,7 @@ async fn join_session<A: Adapter>(
 async fn process_check<A: Adapter>(
     s: SocketRef<A>,
     State(app): State<AppState>,
-    Extension(user): Extension<Arc<Nickname>>,
+    Extension(user): Extension<Arc<NicknameSlot>>,
 ) {
     count_in(&s, &app, "proccess_check");
     if user.get().is_none() {

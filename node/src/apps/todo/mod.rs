@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
+use super::App;
+use crate::core::metrics::ErrorKind;
 use crate::core::reply::{check_broadcast, count_in, count_out, emit, fail};
 use crate::core::session::Member;
-use super::App;
 use crate::core::state::AppState;
-
 
 /// Longest item title, in characters.
 const MAX_TITLE_CHARS: usize = 500;
@@ -45,7 +45,7 @@ async fn list<A: Adapter>(s: &SocketRef<A>, app: &AppState) -> Option<Value> {
     match app.db.todos().await {
         Ok(todos) => Some(json!(todos)),
         Err(e) => {
-            app.metrics.errors.with_label_values(&["database"]).inc();
+            app.metrics.error(ErrorKind::Database).inc();
             tracing::warn!(error = %e, "to-do list unavailable");
             fail(s, app, "Service unavailable, try again");
             None
