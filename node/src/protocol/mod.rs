@@ -1,10 +1,23 @@
 //! The wire, without I/O: what clients may send and what they are told. Nothing here
 //! knows the node's state, its stores or its apps.
 
-/// What every checked name shares once built: its text (also through `Deref`), its
-/// `Display`, and its JSON form, the plain string. Construction stays with each type,
-/// which is where its rules are checked.
+/// What every checked name shares: built only through `parse`, which checks its rule;
+/// then its text (also through `Deref`), its `Display`, and its JSON form, the plain
+/// string. With a rule (a test of the text) and the error that refuses it, `parse` is
+/// made here too.
 macro_rules! checked_text {
+    ($name:ident, $error:ty, $refusal:expr, $rule:expr) => {
+        impl $name {
+            /// `text`, if it follows the rule.
+            pub fn parse(text: impl Into<String>) -> Result<Self, $error> {
+                let text = text.into();
+                let rule: fn(&str) -> bool = $rule;
+                if rule(&text) { Ok(Self(text)) } else { Err($refusal) }
+            }
+        }
+
+        checked_text!($name);
+    };
     ($name:ident) => {
         impl $name {
             /// The text.

@@ -10,17 +10,10 @@ pub struct LoginError;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Login(String);
 
-impl Login {
-    /// `login`, if it has the form of one.
-    pub fn parse(login: impl Into<String>) -> Result<Self, LoginError> {
-        let login = login.into();
-        let valid = (1..=64).contains(&login.len())
-            && login.chars().all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c));
-        if valid { Ok(Self(login)) } else { Err(LoginError) }
-    }
-}
-
-checked_text!(Login);
+checked_text!(Login, LoginError, LoginError, |login| {
+    (1..=64).contains(&login.len())
+        && login.chars().all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c))
+});
 
 /// Why a nickname was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -32,18 +25,11 @@ pub struct NicknameError;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Nickname(String);
 
-impl Nickname {
-    /// `name`, if others may be shown it.
-    pub fn parse(name: impl Into<String>) -> Result<Self, NicknameError> {
-        let name = name.into();
-        let valid = (1..=64).contains(&name.chars().count())
-            && !name.chars().any(char::is_control)
-            && name.trim() == name;
-        if valid { Ok(Self(name)) } else { Err(NicknameError) }
-    }
-}
-
-checked_text!(Nickname);
+checked_text!(Nickname, NicknameError, NicknameError, |name| {
+    (1..=64).contains(&name.chars().count())
+        && !name.chars().any(char::is_control)
+        && name.trim() == name
+});
 
 #[cfg(test)]
 mod tests {

@@ -9,26 +9,22 @@ use super::error::{ClientError, Code};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RequestUuid(String);
 
-impl RequestUuid {
-    /// `uuid`, if it has the form of one; the error is the `request` event's.
-    pub fn parse(uuid: impl Into<String>) -> Result<Self, ClientError> {
-        let uuid = uuid.into();
-        let valid = (1..=64).contains(&uuid.len())
-            && uuid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if valid { Ok(Self(uuid)) } else { Err(invalid_uuid()) }
-    }
+checked_text!(RequestUuid, ClientError, invalid_uuid(), |uuid| {
+    (1..=64).contains(&uuid.len())
+        && uuid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+});
 
+impl RequestUuid {
     /// A fresh id, for requests the server makes itself (a UUID v4 has the form).
     pub fn random() -> Self {
         Self(uuid::Uuid::new_v4().to_string())
     }
 }
 
+/// The `request` event's refusal of a uuid.
 fn invalid_uuid() -> ClientError {
     ClientError::new(Code::BadPayload, "uuid must be 1-64 characters of [A-Za-z0-9_-]")
 }
-
-checked_text!(RequestUuid);
 
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq)]

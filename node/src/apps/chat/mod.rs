@@ -36,22 +36,16 @@ impl App for Chat {
         socket.extensions.insert(Arc::new(NicknameSlot::default()));
         socket.on("add user", add_user::<A>);
         socket.on("new message", new_message::<A>);
-        socket.on(
-            "typing",
-            async |s: SocketRef<A>,
-                   State(app): State<AppState>,
-                   Extension(n): Extension<Arc<NicknameSlot>>| {
-                relay_presence(&s, &app, &n, "typing").await;
-            },
-        );
-        socket.on(
-            "stop typing",
-            async |s: SocketRef<A>,
-                   State(app): State<AppState>,
-                   Extension(n): Extension<Arc<NicknameSlot>>| {
-                relay_presence(&s, &app, &n, "stop typing").await;
-            },
-        );
+        for event in ["typing", "stop typing"] {
+            socket.on(
+                event,
+                async move |s: SocketRef<A>,
+                            State(app): State<AppState>,
+                            Extension(n): Extension<Arc<NicknameSlot>>| {
+                    relay_presence(&s, &app, &n, event).await;
+                },
+            );
+        }
         socket.on_fallback(async |s: SocketRef<A>, State(app): State<AppState>| {
             count_in(&s, &app, "unknown");
             fail(&s, &app, "Unknown event");
