@@ -1,5 +1,9 @@
 //! The wire, without I/O: what clients may send and what they are told. Nothing here
 //! knows the node's state, its stores or its apps.
+//!
+//! A name read from a client is a type here ([`room::RoomName`], [`names::Login`],
+//! [`names::Nickname`], [`request::RequestUuid`]) built only by its `parse`, so code
+//! holding one need not check it again.
 
 /// What every checked name shares: built only through `parse`, which checks its rule;
 /// then its text (also through `Deref`), its `Display`, and its JSON form, the plain
