@@ -11,8 +11,9 @@ COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY node/Cargo.toml node/Cargo.toml
 COPY adapter/Cargo.toml adapter/Cargo.toml
 # Cargo loads every workspace member's manifest even to build one package; the load
-# generator's sources are not needed for the image.
+# generator's and the test kit's sources are not needed for the image.
 COPY loadtest/Cargo.toml loadtest/Cargo.toml
+COPY testkit/Cargo.toml testkit/Cargo.toml
 RUN mkdir -p node/src adapter/src \
     && echo 'fn main() {}' > node/src/main.rs \
     && touch node/src/lib.rs adapter/src/lib.rs \

@@ -13,10 +13,6 @@
 //! ```
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "../tests/common/redis_cluster.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod redis_cluster;
-
 use std::{
     sync::{
         Arc,
@@ -27,6 +23,7 @@ use std::{
 
 use futures::{FutureExt, StreamExt};
 use roomcast_adapter::{AdapterConfig, AdapterMode, Cluster, ClusterAdapter, SubscriptionMode};
+use roomcast_testkit::RedisCluster;
 use rust_socketio::asynchronous::ClientBuilder;
 use socketioxide::{SocketIo, adapter::Emitter, extract::SocketRef};
 
@@ -81,12 +78,7 @@ struct Outcome {
     bus_messages: u64,
 }
 
-async fn run(
-    redis: &redis_cluster::RedisCluster,
-    mode: AdapterMode,
-    target: Target,
-    args: &Args,
-) -> Outcome {
+async fn run(redis: &RedisCluster, mode: AdapterMode, target: Target, args: &Args) -> Outcome {
     let config = AdapterConfig {
         redis_url: redis.url(),
         mode,
@@ -189,7 +181,7 @@ async fn run(
 #[tokio::main]
 async fn main() {
     let args = args();
-    let redis = redis_cluster::RedisCluster::start();
+    let redis = RedisCluster::start();
     println!(
         "| workload | mode | broadcasts | deliveries (expected) | publish s | publish rate /s | all delivered s | adapter messages received | redis CPU s (3 masters) | redis CPU ms / 1k broadcasts |"
     );

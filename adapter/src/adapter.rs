@@ -30,13 +30,13 @@ use crate::{
     driver::{Driver, FredDriver, Message, MessageSink, Subscription},
     error::{InitError, RequestError},
     metrics::incr,
+    mode::Inbound,
     namespace::NsCore,
     proto::{
-        Broadcast, DecodeError, EncodeError, EventPacket, FetchedSocket, Flags, Incoming, Request,
-        RequestMsg, ResponseBody, ResponseMsg, ShardedBody, ShardedMessage, SubscriptionMode,
-        Target, WireOpts, json_to_msgpack, msgpack_to_json,
+        DecodeError, EncodeError, EventPacket, FetchedSocket, Flags, Incoming, Request,
+        ResponseBody, ResponseMsg, Target, WireOpts, json_to_msgpack, msgpack_to_json,
     },
-    sharded::{RoomSync, room_sync_task},
+    room_sync::{RoomSync, room_sync_task},
 };
 
 /// The cluster adapter of one namespace. Use it as
@@ -165,16 +165,7 @@ fn adapter_error(e: impl Into<RequestError>) -> BroadcastError {
 
 impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
     fn subscriptions(&self) -> Vec<Subscription> {
-        if let Some(sharded) = &self.core.sharded {
-            return sharded.base_subscriptions(&self.core.uid);
-        }
-        let ch = &self.core.channels;
-        vec![
-            Subscription::Pattern(ch.broadcast_pattern()),
-            Subscription::Channel(ch.request.clone()),
-            Subscription::Channel(ch.response.clone()),
-            Subscription::Channel(ch.response_for(&self.core.uid)),
-        ]
+        self.core.mode.base_subscriptions(&self.core.uid)
     }
 
     /// The part of `opts` other servers must apply; `None` if local only.
@@ -375,67 +366,27 @@ impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
     }
 
     async fn on_message(self: Arc<Self>, msg: Message) {
-        let ch = &self.core.channels;
-        let result = if self.core.sharded.is_some() {
-            self.on_sharded(&msg).await
-        } else if msg.channel == ch.request {
-            self.on_request(&msg.payload).await
-        } else if msg.channel.starts_with(&ch.response) {
-            ResponseMsg::decode(&msg.payload).map(|r| self.core.on_response(r))
-        } else if msg.channel.starts_with(&ch.broadcast) {
-            self.on_broadcast(&msg.payload)
-        } else {
-            Ok(())
-        };
-        if let Err(error) = result {
+        if let Err(error) = self.on_bytes(&msg).await {
             incr(&self.core.cluster.metrics().decode_errors);
             tracing::debug!(nsp = %self.core.nsp, channel = %msg.channel, %error, "malformed message dropped");
         }
     }
 
-    fn on_broadcast(&self, payload: &[u8]) -> Result<(), DecodeError> {
-        let msg = Broadcast::decode(payload)?;
-        let skipped = msg.opts.flags.from_history == Some(true);
-        if skipped || msg.uid == self.core.uid || msg.packet.nsp != self.core.nsp {
+    /// Reads a message as the mode says and acts on it.
+    async fn on_bytes(&self, msg: &Message) -> Result<(), DecodeError> {
+        let core = &self.core;
+        let Some(Inbound { from, incoming }) =
+            core.mode.decode(&core.uid, &core.nsp, &msg.channel, &msg.payload)?
+        else {
             return Ok(());
-        }
-        let packet = socket_packet(&msg.packet)?;
-        let opts =
-            peer_opts(msg.opts.rooms, msg.opts.except, msg.opts.flags.volatile == Some(true));
-        if let Err(errors) = self.local_broadcast(packet, &opts) {
-            tracing::debug!(nsp = %self.core.nsp, ?errors, "remote broadcast missed some sockets");
-        }
-        Ok(())
-    }
-
-    /// A message on any shard channel of the namespace. Our own come back
-    /// (their local part already ran); responses are taken on any channel,
-    /// other messages only with this namespace's `nsp`, as Node does.
-    async fn on_sharded(&self, msg: &Message) -> Result<(), DecodeError> {
-        let ShardedMessage { uid, nsp, body } = ShardedMessage::decode(&msg.payload)?;
-        if uid.as_deref() == Some(self.core.uid.as_str()) {
-            return Ok(());
-        }
-        let is_response = body.is_response();
-        if !is_response && nsp.as_deref() != Some(self.core.nsp.as_str()) {
-            return Ok(());
-        }
-        match body.into_incoming(&self.core.nsp) {
-            Incoming::Response(response) => self.core.on_response(response),
+        };
+        match incoming {
+            Incoming::Response(response) => core.on_response(response),
             Incoming::Request { request_id, request } => {
-                self.handle_request(uid, request_id, request).await?
+                self.handle_request(from, request_id, request).await?
             }
         }
         Ok(())
-    }
-
-    async fn on_request(&self, payload: &[u8]) -> Result<(), DecodeError> {
-        let RequestMsg { uid, request_id, request } = RequestMsg::decode(payload)?;
-        // Our own requests come back to us: their local part already ran.
-        if uid.as_deref() == Some(self.core.uid.as_str()) {
-            return Ok(());
-        }
-        self.handle_request(uid, request_id, request).await
     }
 
     /// Applies a peer's operation locally and answers it when asked to.
@@ -516,8 +467,9 @@ impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
         Ok(())
     }
 
-    /// A broadcast with acks from a peer: the client count goes back at once
-    /// (even 0: the asker waits for one count per server), then each ack.
+    /// A broadcast from a peer. With acks, the client count goes back at
+    /// once (even 0: the asker waits for one count per server), then each
+    /// ack.
     async fn on_broadcast_request(
         &self,
         packet: EventPacket,
@@ -531,7 +483,9 @@ impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
         let packet = socket_packet(&packet)?;
         let local_opts = peer_opts(opts.rooms, opts.except, opts.flags.volatile == Some(true));
         let Some(request_id) = request_id else {
-            let _ = self.local_broadcast(packet, &local_opts);
+            if let Err(errors) = self.local_broadcast(packet, &local_opts) {
+                tracing::debug!(nsp = %self.core.nsp, ?errors, "remote broadcast missed some sockets");
+            }
             return Ok(());
         };
         let timeout = opts.flags.timeout.map(Duration::from_millis);
@@ -605,9 +559,7 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for ClusterAdapter<E, D> {
         let subs = self.subscriptions();
         let nsp = self.core.nsp.clone();
         let adapter = Arc::downgrade(&self);
-        let dynamic =
-            self.core.sharded.as_ref().is_some_and(|s| s.mode != SubscriptionMode::Static);
-        if dynamic {
+        if self.core.mode.room_channels().is_some() {
             let interval = cluster.config().room_sync_interval;
             let rooms = self.rooms.clone();
             tokio::spawn(room_sync_task(adapter.clone(), rooms, sink.clone(), interval));
@@ -626,8 +578,8 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for ClusterAdapter<E, D> {
         self.core.close();
         self.core.cluster.deregister(&self.core);
         let mut subs = self.subscriptions();
-        if let Some(sharded) = &self.core.sharded {
-            subs.extend(self.rooms.take(&sharded.channels));
+        if let Some(channels) = self.core.mode.room_channels() {
+            subs.extend(self.rooms.take(channels));
         }
         self.core.cluster.driver().unsubscribe(subs).await?;
         Ok(())
@@ -646,29 +598,10 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for ClusterAdapter<E, D> {
         // Encoded before anything is sent: a message Node peers could not
         // read is never published.
         let remote = self.remote_target(&opts).map(|target| {
-            if let Some(sharded) = &self.core.sharded {
-                let body = ShardedBody::Broadcast {
-                    data: wire_packet(&self.core.nsp, &packet)?.data,
-                    request_id: None,
-                    opts: WireOpts {
-                        rooms: target.rooms,
-                        except: target.except,
-                        flags: flags(&opts, None),
-                    },
-                };
-                return self.core.sharded_message(sharded, body);
-            }
-            let msg = Broadcast {
-                uid: self.core.uid.clone(),
-                packet: wire_packet(&self.core.nsp, &packet)?,
-                opts: WireOpts {
-                    rooms: target.rooms,
-                    except: target.except,
-                    flags: flags(&opts, None),
-                },
-            };
-            let channel = self.core.channels.broadcast_channel(&msg.opts.rooms);
-            Ok::<_, EncodeError>((channel, msg.encode()?))
+            let data = wire_packet(&self.core.nsp, &packet)?.data;
+            let wire =
+                WireOpts { rooms: target.rooms, except: target.except, flags: flags(&opts, None) };
+            self.core.encode_broadcast(data, wire)
         });
         let local = self.local_broadcast(packet, &opts);
         if let Some(remote) = remote {
@@ -766,13 +699,7 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for ClusterAdapter<E, D> {
     async fn rooms(&self, opts: BroadcastOptions) -> Result<Vec<Room>, RequestError> {
         let mut rooms = self.local_rooms(&opts);
         if let Some(target) = self.remote_target(&opts) {
-            // ALL_ROOMS cannot be filtered; a filtered query reads the rooms
-            // of the fetched sockets instead.
-            // The sharded protocol has no ALL_ROOMS.
-            let everything =
-                target.rooms.is_empty() && target.except.is_empty() && self.core.sharded.is_none();
-            let request = if everything { Request::AllRooms } else { Request::Fetch { target } };
-            for body in self.ask(request).await? {
+            for body in self.ask(self.core.mode.rooms_request(target)).await? {
                 match body {
                     ResponseBody::Rooms(names) => rooms.extend(names),
                     ResponseBody::Sockets(sockets) => {

@@ -17,8 +17,7 @@ use crate::{
     error::{RequestError, RoomsReadyError, ServerSideEmitError},
     namespace::NsCore,
     proto::{
-        Broadcast, EventPacket, FetchedSocket, Flags, Request, ResponseBody, ResponseMsg,
-        ShardedBody, Target, WireOpts, json_to_msgpack,
+        FetchedSocket, Flags, Request, ResponseBody, ResponseMsg, Target, WireOpts, json_to_msgpack,
     },
 };
 
@@ -274,17 +273,7 @@ impl<D: Driver> Cluster<D> {
         let data = json_to_msgpack(&text, &[])?;
         let flags = Flags { from_history: Some(true), ..Flags::default() };
         let opts = WireOpts { rooms, except: Vec::new(), flags };
-        let (channel, payload) = match &core.sharded {
-            Some(sharded) => core.sharded_message(
-                sharded,
-                ShardedBody::Broadcast { data, request_id: None, opts },
-            )?,
-            None => {
-                let packet = EventPacket { nsp: core.nsp.clone(), data };
-                let msg = Broadcast { uid: core.uid.clone(), packet, opts };
-                (core.channels.broadcast_channel(&msg.opts.rooms), msg.encode()?)
-            }
-        };
+        let (channel, payload) = core.encode_broadcast(data, opts)?;
         core.publish(channel, payload).await?;
         Ok(())
     }

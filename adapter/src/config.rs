@@ -1,11 +1,19 @@
 //! Adapter settings.
 
-use std::time::Duration;
+use std::{fmt, time::Duration};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::proto::SubscriptionMode;
 
 /// Which wire protocol the adapter speaks. Every server of a cluster must
 /// use the same mode (and, in sharded mode, the same subscription mode).
+///
+/// In configuration (serde, [`Display`](fmt::Display)) it is spelt
+/// `classic` or `sharded`, without the subscription mode, which Node also
+/// takes as an option apart: `sharded` reads as the default
+/// [`SubscriptionMode::Dynamic`], and
+/// [`with_subscription_mode`](Self::with_subscription_mode) sets another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AdapterMode {
     /// Node's `createAdapter`: PUBLISH/(P)SUBSCRIBE, `key-request#`/
@@ -20,6 +28,59 @@ pub enum AdapterMode {
         /// Which channels a server listens to (Node's `subscriptionMode`).
         subscription_mode: SubscriptionMode,
     },
+}
+
+/// [`AdapterMode`] as configuration spells it.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ModeName {
+    Classic,
+    Sharded,
+}
+
+impl AdapterMode {
+    /// The name in configuration, as serde reads and writes it.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Sharded { .. } => "sharded",
+        }
+    }
+
+    /// This mode with `subscription_mode` in sharded mode; classic mode has
+    /// none and is returned as it is.
+    #[must_use]
+    pub const fn with_subscription_mode(self, subscription_mode: SubscriptionMode) -> Self {
+        match self {
+            Self::Classic => Self::Classic,
+            Self::Sharded { .. } => Self::Sharded { subscription_mode },
+        }
+    }
+}
+
+impl fmt::Display for AdapterMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for AdapterMode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Classic => ModeName::Classic,
+            Self::Sharded { .. } => ModeName::Sharded,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for AdapterMode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match ModeName::deserialize(deserializer)? {
+            ModeName::Classic => Self::Classic,
+            ModeName::Sharded => Self::Sharded { subscription_mode: SubscriptionMode::default() },
+        })
+    }
 }
 
 /// How the adapter talks to Redis and to its peers. Every field has a
@@ -80,6 +141,76 @@ impl Default for AdapterConfig {
             reconnect_min_delay: Duration::from_millis(100),
             reconnect_max_delay: Duration::from_secs(5),
             room_sync_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUBSCRIPTION_MODES: [SubscriptionMode; 3] =
+        [SubscriptionMode::Static, SubscriptionMode::Dynamic, SubscriptionMode::DynamicPrivate];
+
+    fn modes() -> Vec<AdapterMode> {
+        let sharded =
+            SUBSCRIPTION_MODES.map(|subscription_mode| AdapterMode::Sharded { subscription_mode });
+        [AdapterMode::Classic].into_iter().chain(sharded).collect()
+    }
+
+    #[test]
+    fn adapter_modes_are_spelt_as_the_node_config_spells_them() {
+        let spelt: Vec<String> =
+            modes().iter().map(|m| serde_json::to_string(m).unwrap()).collect();
+        assert_eq!(spelt, [r#""classic""#, r#""sharded""#, r#""sharded""#, r#""sharded""#]);
+        for mode in modes() {
+            assert_eq!(serde_json::to_string(&mode).unwrap(), format!("\"{mode}\""));
+        }
+        let classic: AdapterMode = serde_json::from_str(r#""classic""#).unwrap();
+        assert_eq!(classic, AdapterMode::Classic);
+        // Node's default subscription mode, until the config says another.
+        let sharded: AdapterMode = serde_json::from_str(r#""sharded""#).unwrap();
+        assert_eq!(sharded, AdapterMode::Sharded { subscription_mode: SubscriptionMode::Dynamic });
+    }
+
+    #[test]
+    fn an_unknown_adapter_mode_is_refused_with_the_accepted_names() {
+        for bad in ["Sharded", "cluster", ""] {
+            let error =
+                serde_json::from_str::<AdapterMode>(&format!("\"{bad}\"")).unwrap_err().to_string();
+            let expected = format!("unknown variant `{bad}`, expected `classic` or `sharded`");
+            assert!(error.starts_with(&expected), "{error}");
+        }
+    }
+
+    #[test]
+    fn subscription_modes_are_spelt_as_in_node() {
+        for (mode, name) in
+            SUBSCRIPTION_MODES.into_iter().zip(["static", "dynamic", "dynamic-private"])
+        {
+            assert_eq!(mode.as_str(), name);
+            assert_eq!(mode.to_string(), name);
+            assert_eq!(serde_json::to_string(&mode).unwrap(), format!("\"{name}\""));
+            assert_eq!(
+                serde_json::from_str::<SubscriptionMode>(&format!("\"{name}\"")).unwrap(),
+                mode
+            );
+        }
+        assert!(serde_json::from_str::<SubscriptionMode>(r#""dynamic_private""#).is_err());
+    }
+
+    #[test]
+    fn the_subscription_mode_is_set_in_sharded_mode_only() {
+        let sharded = AdapterMode::Sharded { subscription_mode: SubscriptionMode::Dynamic };
+        for subscription_mode in SUBSCRIPTION_MODES {
+            assert_eq!(
+                sharded.with_subscription_mode(subscription_mode),
+                AdapterMode::Sharded { subscription_mode }
+            );
+            assert_eq!(
+                AdapterMode::Classic.with_subscription_mode(subscription_mode),
+                AdapterMode::Classic
+            );
         }
     }
 }

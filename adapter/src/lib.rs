@@ -56,9 +56,24 @@
 //!   to a bounded message sink, unsubscribe, PUBSUB (SHARD)NUMSUB) with a
 //!   Redis implementation on `fred` (single server or Redis Cluster) and an
 //!   in-memory one for N-node tests.
+//! - The namespace's mode (private): one type per protocol, classic or
+//!   sharded, built from [`AdapterMode`]. It owns everything the two
+//!   protocols do differently (the channels subscribed, where a broadcast,
+//!   request or response is published and as which bytes, PUBLISH or
+//!   SPUBLISH, how servers are counted, whether ALL_ROOMS exists, how a
+//!   received message is read, and whether rooms have channels of their
+//!   own), so the layers above never test which mode they are in.
+//! - Per namespace (private): its identity, publishing and requests in
+//!   flight, and in the dynamic sharded modes the reconciliation of its room
+//!   channels.
 //! - [`Cluster`]: the adapter state shared by every namespace of a process
 //!   (the bus, the config, the counters, server-side event handlers).
 //! - [`ClusterAdapter`]: socketioxide's `CoreAdapter` for one namespace.
+//!
+//! [`AdapterMode`] and [`SubscriptionMode`] read and write themselves with
+//! serde as a configuration spells them (`classic`, `sharded`; `static`,
+//! `dynamic`, `dynamic-private`), so an application's typed config can hold
+//! them directly.
 //!
 //! # Channels (classic mode)
 //!
@@ -259,9 +274,10 @@ mod config;
 pub mod driver;
 mod error;
 mod metrics;
+mod mode;
 mod namespace;
 pub mod proto;
-mod sharded;
+mod room_sync;
 
 pub use ack::AckStream;
 pub use adapter::{ClusterAdapter, InitRes};

@@ -14,15 +14,13 @@ use socketioxide_core::Uid;
 use tokio::sync::mpsc;
 
 use crate::{
-    AdapterMode, Cluster,
+    Cluster,
     driver::{Driver, DriverError},
     error::RequestError,
     metrics::incr,
-    proto::{
-        Channels, EncodeError, Request, RequestMsg, ResponseBody, ResponseMsg, ShardedBody,
-        ShardedChannels, ShardedMessage,
-    },
-    sharded::{RoomSync, ShardedNs, hex_id},
+    mode::{Mode, Outbound},
+    proto::{EncodeError, Request, ResponseBody, ResponseMsg, WireOpts},
+    room_sync::RoomSync,
 };
 
 /// A random id: 16 URL-safe characters (Node uses 6; the length is free).
@@ -80,9 +78,8 @@ pub(crate) struct NsCore<D: Driver> {
     pub(crate) nsp: String,
     /// This adapter's uid, in every message it sends.
     pub(crate) uid: String,
-    pub(crate) channels: Channels,
-    /// Present in sharded mode, which replaces the classic channels.
-    pub(crate) sharded: Option<ShardedNs>,
+    /// The protocol it speaks, with its channels.
+    pub(crate) mode: Mode,
     pending: Arc<Pending>,
     closed: AtomicBool,
     /// Room channels of the dynamic sharded modes.
@@ -92,24 +89,15 @@ pub(crate) struct NsCore<D: Driver> {
 impl<D: Driver> NsCore<D> {
     pub(crate) fn new(cluster: Cluster<D>, nsp: String) -> Self {
         let config = cluster.config();
-        let channels = Channels::new(&config.key, &nsp);
         let pending =
             Arc::new(Pending { map: Mutex::default(), capacity: config.queue_capacity.max(1) });
-        let (sharded, uid) = match config.mode {
-            AdapterMode::Classic => (None, random_id()),
-            AdapterMode::Sharded { subscription_mode } => {
-                let channels = ShardedChannels::new(&config.key, &nsp);
-                // Node's uids are 16 hex characters; a response channel
-                // named like that cannot be mistaken for a Roomcast socket.
-                (Some(ShardedNs { channels, mode: subscription_mode }), hex_id())
-            }
-        };
+        let mode = Mode::new(config, &nsp);
+        let uid = mode.new_uid();
         Self {
             cluster,
             nsp,
             uid,
-            channels,
-            sharded,
+            mode,
             pending,
             closed: AtomicBool::new(false),
             rooms: Arc::default(),
@@ -124,44 +112,34 @@ impl<D: Driver> NsCore<D> {
         self.closed.load(Ordering::Relaxed)
     }
 
-    /// A sharded message of this adapter and the channel Node would put it
-    /// on. Fails, publishing nothing, if Node could not read it.
-    pub(crate) fn sharded_message(
+    /// A broadcast without ack of this adapter. Fails, publishing nothing,
+    /// if Node could not read it.
+    pub(crate) fn encode_broadcast(
         &self,
-        sharded: &ShardedNs,
-        body: ShardedBody,
-    ) -> Result<(String, Vec<u8>), EncodeError> {
-        let channel = sharded.channels.publish_channel(&body, sharded.mode);
-        let msg = ShardedMessage { uid: Some(self.uid.clone()), nsp: Some(self.nsp.clone()), body };
-        Ok((channel, msg.encode()?))
+        data: Vec<rmpv::Value>,
+        opts: WireOpts,
+    ) -> Result<Outbound, EncodeError> {
+        self.mode.encode_broadcast(&self.uid, &self.nsp, data, opts)
     }
 
     /// Waits until this server hears the channels of `rooms` (dynamic
     /// sharded modes; at once otherwise). See [`RoomSync::ready`].
     pub(crate) async fn rooms_ready(&self, rooms: &[String], timeout: Duration) -> bool {
-        let dynamic = self.sharded.as_ref().is_some_and(ShardedNs::dynamic);
-        !dynamic || self.rooms.ready(rooms, timeout).await
+        self.mode.room_channels().is_none() || self.rooms.ready(rooms, timeout).await
     }
 
     pub(crate) fn request_timeout(&self) -> Duration {
         self.cluster.config().request_timeout
     }
 
-    /// Publishes, counting and logging the outcome.
-    /// (S)PUBLISH as the mode wants.
+    /// Publishes as the mode wants, counting and logging the outcome.
     pub(crate) async fn publish(
         &self,
         channel: String,
         payload: Vec<u8>,
     ) -> Result<(), DriverError> {
         let metrics = self.cluster.metrics();
-        let driver = self.cluster.driver();
-        let result = if self.sharded.is_some() {
-            driver.spublish(channel, payload).await
-        } else {
-            driver.publish(channel, payload).await
-        };
-        match result {
+        match self.mode.publish(self.cluster.driver(), channel, payload).await {
             Ok(()) => {
                 incr(&metrics.published);
                 Ok(())
@@ -174,70 +152,26 @@ impl<D: Driver> NsCore<D> {
         }
     }
 
-    /// Encodes a request of this adapter: on the request channel in
-    /// classic mode, as a sharded message on its channel otherwise.
-    pub(crate) fn encode_request(
-        &self,
-        request: Request,
-        request_id: Option<String>,
-    ) -> Result<(String, Vec<u8>), EncodeError> {
-        match &self.sharded {
-            Some(sharded) => {
-                self.sharded_message(sharded, ShardedBody::from_request(request, request_id)?)
-            }
-            None => {
-                let msg = RequestMsg { uid: Some(self.uid.clone()), request_id, request };
-                Ok((self.channels.request.clone(), msg.encode()?))
-            }
-        }
-    }
-
     /// Publishes a request of this adapter.
     pub(crate) async fn send_request(
         &self,
         request: Request,
         request_id: Option<String>,
     ) -> Result<(), RequestError> {
-        let (channel, payload) = self.encode_request(request, request_id)?;
+        let (channel, payload) =
+            self.mode.encode_request(&self.uid, &self.nsp, request, request_id)?;
         self.publish(channel, payload).await?;
         Ok(())
     }
 
     /// Answers a peer's request, on its own response channel when allowed.
     pub(crate) async fn reply(&self, to_uid: Option<&str>, msg: ResponseMsg) {
-        if let Some(sharded) = &self.sharded {
-            // Node answers on the asker's own channel only.
-            let Some(uid) = to_uid else {
-                tracing::debug!(nsp = %self.nsp, "request without uid cannot be answered");
-                return;
-            };
-            let encoded = ShardedBody::from_response(msg).and_then(|body| {
-                let msg = ShardedMessage {
-                    uid: Some(self.uid.clone()),
-                    nsp: Some(self.nsp.clone()),
-                    body,
-                };
-                msg.encode()
-            });
-            match encoded {
-                Ok(payload) => {
-                    let _ = self.publish(sharded.channels.response_for(uid), payload).await;
-                }
-                Err(e) => tracing::warn!(nsp = %self.nsp, error = %e, "response not sent"),
-            }
-            return;
-        }
-        let channel = match to_uid {
-            Some(uid) if self.cluster.config().reply_on_own_channel => {
-                self.channels.response_for(uid)
-            }
-            _ => self.channels.response.clone(),
-        };
-        match msg.encode() {
+        match self.mode.encode_response(&self.uid, &self.nsp, to_uid, msg) {
             // Failures are logged and counted by `publish`.
-            Ok(payload) => {
+            Ok(Some((channel, payload))) => {
                 let _ = self.publish(channel, payload).await;
             }
+            Ok(None) => tracing::debug!(nsp = %self.nsp, "request without uid cannot be answered"),
             Err(e) => tracing::warn!(nsp = %self.nsp, error = %e, "response not sent"),
         }
     }
@@ -249,12 +183,7 @@ impl<D: Driver> NsCore<D> {
     /// The servers serving this namespace, this one included: PUBSUB
     /// NUMSUB of the request channel, or SHARDNUMSUB of the main channel.
     pub(crate) async fn server_count(&self) -> Result<u64, DriverError> {
-        match &self.sharded {
-            Some(sharded) => {
-                self.cluster.driver().shard_numsub(sharded.channels.main.clone()).await
-            }
-            None => self.cluster.driver().numsub(self.channels.request.clone()).await,
-        }
+        self.mode.server_count(self.cluster.driver()).await
     }
 
     /// Requests of this namespace still waiting for answers.

@@ -12,17 +12,17 @@ use std::time::Duration;
 use common::{
     TestClient, close_all, eventually,
     peer::Peer,
-    redis::RedisServer,
     redis_nodes,
     scenarios::{self, Mixed},
     timed,
 };
 use roomcast_adapter::{AdapterConfig, SocketDetails};
+use roomcast_testkit::Redis;
 use serde_json::{Value, json};
 use socketioxide::socket::Sid;
 use tokio::sync::mpsc;
 
-fn config(redis: &RedisServer) -> AdapterConfig {
+fn config(redis: &Redis) -> AdapterConfig {
     AdapterConfig {
         redis_url: redis.url(),
         request_timeout: Duration::from_secs(2),
@@ -33,7 +33,7 @@ fn config(redis: &RedisServer) -> AdapterConfig {
 #[tokio::test]
 async fn node_and_rust_servers_share_a_cluster() {
     timed(90, async {
-        let redis = RedisServer::start();
+        let redis = Redis::start();
         let rust = redis_nodes(&config(&redis), 2).await;
         let mut peer = Peer::start(&redis.url()).await;
         scenarios::node_and_rust_servers(&rust, &mut peer, Mixed::Classic).await;
@@ -45,7 +45,7 @@ async fn node_and_rust_servers_share_a_cluster() {
 #[tokio::test]
 async fn redis_emitter_drives_rust_nodes() {
     timed(90, async {
-        let redis = RedisServer::start();
+        let redis = Redis::start();
         let rust = redis_nodes(&config(&redis), 2).await;
         let mut peer = Peer::start(&redis.url()).await;
         let mut a = TestClient::connect(rust[0].addr).await;
@@ -112,7 +112,7 @@ fn keys(value: &Value) -> Vec<&str> {
 #[tokio::test]
 async fn object_keys_keep_their_order_both_ways() {
     timed(90, async {
-        let redis = RedisServer::start();
+        let redis = Redis::start();
         let rust = redis_nodes(&config(&redis), 1).await;
         let mut peer = Peer::start(&redis.url()).await;
         let mut r0 = TestClient::connect(rust[0].addr).await;
@@ -142,7 +142,7 @@ async fn object_keys_keep_their_order_both_ways() {
 #[tokio::test]
 async fn node_fetch_sockets_shows_the_handshake_and_data_of_roomcast_sockets() {
     timed(90, async {
-        let redis = RedisServer::start();
+        let redis = Redis::start();
         let rust = redis_nodes(&config(&redis), 1).await;
         rust[0].cluster.on_socket_details(|ns, sid| {
             Some(SocketDetails {

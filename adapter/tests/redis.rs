@@ -5,18 +5,16 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use common::{
-    TestClient, close_all, connect_clients, eventually, redis::RedisServer, redis_nodes, scenarios,
-    timed,
-};
+use common::{TestClient, close_all, connect_clients, eventually, redis_nodes, scenarios, timed};
 use roomcast_adapter::{
     AdapterConfig, AdapterMetrics,
     driver::{Driver, FredDriver},
     proto::Channels,
 };
+use roomcast_testkit::Redis;
 use serde_json::json;
 
-fn config(redis: &RedisServer) -> AdapterConfig {
+fn config(redis: &Redis) -> AdapterConfig {
     AdapterConfig {
         redis_url: redis.url(),
         request_timeout: Duration::from_secs(2),
@@ -28,7 +26,7 @@ fn config(redis: &RedisServer) -> AdapterConfig {
 #[tokio::test]
 async fn cluster_over_redis() {
     timed(60, async {
-        let redis = RedisServer::start();
+        let redis = Redis::start();
         let nodes = redis_nodes(&config(&redis), 3).await;
         let mut clients = connect_clients(&nodes).await;
         scenarios::three_servers(&nodes, &mut clients, async |room| {
@@ -45,7 +43,7 @@ async fn cluster_over_redis() {
 #[tokio::test]
 async fn redis_outage_and_reconnect() {
     timed(60, async {
-        let redis = RedisServer::start();
+        let redis = Redis::start();
         let port = redis.port;
         let nodes = redis_nodes(&config(&redis), 2).await;
         let mut a = TestClient::connect(nodes[0].addr).await;
@@ -62,7 +60,7 @@ async fn redis_outage_and_reconnect() {
         }
         assert!(nodes[0].cluster.metrics_snapshot().publish_errors > 0);
 
-        let _redis = RedisServer::start_on(port);
+        let _redis = Redis::start_on(port);
         eventually(async || nodes[1].cluster.metrics_snapshot().reconnects > 0).await;
         // Subscriptions are back: a broadcast crosses nodes again.
         eventually(async || {
@@ -79,7 +77,7 @@ async fn redis_outage_and_reconnect() {
 #[tokio::test]
 async fn hostile_bytes_over_redis() {
     timed(60, async {
-        let redis = RedisServer::start();
+        let redis = Redis::start();
         let nodes = redis_nodes(&config(&redis), 2).await;
         let mut clients = connect_clients(&nodes).await;
         let metrics = Arc::new(AdapterMetrics::default());

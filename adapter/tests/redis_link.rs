@@ -10,13 +10,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{eventually, redis::RedisServer, timed};
+use common::{eventually, timed};
 use roomcast_adapter::{
     AdapterConfig, AdapterMetrics, Cluster,
     driver::{Driver, DriverError, FredDriver},
 };
+use roomcast_testkit::Redis;
 
-fn config(redis: &RedisServer) -> AdapterConfig {
+fn config(redis: &Redis) -> AdapterConfig {
     AdapterConfig {
         redis_url: redis.url(),
         // Long enough that a publish held by the client would be seen waiting.
@@ -29,7 +30,7 @@ fn config(redis: &RedisServer) -> AdapterConfig {
 #[tokio::test]
 async fn publishes_fail_fast_while_redis_is_away() {
     timed(60, async {
-        let redis = RedisServer::start();
+        let redis = Redis::start();
         let port = redis.port;
         let driver = FredDriver::connect(&config(&redis), Arc::new(AdapterMetrics::default()))
             .await
@@ -50,7 +51,7 @@ async fn publishes_fail_fast_while_redis_is_away() {
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
 
-        let _redis = RedisServer::start_on(port);
+        let _redis = Redis::start_on(port);
         eventually(async || driver.is_connected()).await;
         driver.publish("link-test".into(), b"after".to_vec()).await.unwrap();
         driver.close().await;
@@ -61,13 +62,13 @@ async fn publishes_fail_fast_while_redis_is_away() {
 #[tokio::test]
 async fn the_cluster_reports_the_outage() {
     timed(60, async {
-        let redis = RedisServer::start();
+        let redis = Redis::start();
         let port = redis.port;
         let cluster = Cluster::connect(config(&redis)).await.unwrap();
         assert!(cluster.is_connected());
         drop(redis);
         eventually(async || !cluster.is_connected()).await;
-        let _redis = RedisServer::start_on(port);
+        let _redis = Redis::start_on(port);
         eventually(async || cluster.is_connected()).await;
         cluster.close().await;
     })

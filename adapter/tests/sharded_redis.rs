@@ -10,7 +10,6 @@ use std::{collections::BTreeSet, time::Duration};
 use common::{
     TestClient, close_all, connect_clients, eventually,
     peer::Peer,
-    redis_cluster::RedisCluster,
     redis_nodes,
     scenarios::{self, Mixed},
     start_node, timed,
@@ -18,6 +17,7 @@ use common::{
 use roomcast_adapter::{
     AdapterConfig, AdapterMode, Cluster, SubscriptionMode, proto::ShardedChannels,
 };
+use roomcast_testkit::RedisCluster;
 
 fn sharded(redis: &RedisCluster, mode: SubscriptionMode) -> AdapterConfig {
     AdapterConfig {

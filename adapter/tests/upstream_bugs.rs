@@ -13,15 +13,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{
-    A, Node, TestClient, close_all, eventually, peer::Peer, redis::RedisServer, redis_nodes, timed,
-};
+use common::{A, Node, TestClient, close_all, eventually, peer::Peer, redis_nodes, timed};
 use futures::StreamExt;
 use roomcast_adapter::{AdapterConfig, Cluster, driver::FredDriver};
+use roomcast_testkit::Redis;
 use serde_json::{Value, json};
 use socketioxide::{SocketIo, extract::SocketRef};
 
-fn config(redis: &RedisServer) -> AdapterConfig {
+fn config(redis: &Redis) -> AdapterConfig {
     AdapterConfig {
         redis_url: redis.url(),
         request_timeout: Duration::from_millis(500),
@@ -34,7 +33,7 @@ fn config(redis: &RedisServer) -> AdapterConfig {
 struct SilentServer(Child);
 
 impl SilentServer {
-    fn start(redis: &RedisServer) -> Self {
+    fn start(redis: &Redis) -> Self {
         let child = Command::new("redis-cli")
             .args(["-p", &redis.port.to_string(), "subscribe", "socket.io-request#/#"])
             .stdout(Stdio::null())
@@ -74,7 +73,7 @@ async fn two_namespace_node(cluster: Cluster) -> (SocketIo<A<FredDriver>>, Socke
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_namespace_queue_does_not_stall_the_others() {
     timed(60, async {
-        let redis = RedisServer::start();
+        let redis = Redis::start();
         let small = AdapterConfig { queue_capacity: 2, ..config(&redis) };
         let sender = Cluster::connect(small.clone()).await.unwrap();
         let receiver = Cluster::connect(small).await.unwrap();
@@ -107,7 +106,7 @@ async fn a_full_namespace_queue_does_not_stall_the_others() {
 #[tokio::test]
 async fn requests_a_server_never_answers_leave_no_handler_behind() {
     timed(60, async {
-        let redis = RedisServer::start();
+        let redis = Redis::start();
         let nodes = redis_nodes(&config(&redis), 1).await;
         let _silent = SilentServer::start(&redis);
         let cluster = &nodes[0].cluster;
@@ -148,7 +147,7 @@ async fn requests_a_server_never_answers_leave_no_handler_behind() {
 #[tokio::test]
 async fn the_callers_ack_timeout_holds_on_remote_servers() {
     timed(90, async {
-        let redis = RedisServer::start();
+        let redis = Redis::start();
         let asker = redis_nodes(&config(&redis), 1).await;
         // The remote server's own ack timeout is far shorter than the caller's.
         let remote_cluster = Cluster::connect(config(&redis)).await.unwrap();
@@ -201,7 +200,7 @@ async fn the_callers_ack_timeout_holds_on_remote_servers() {
 #[tokio::test]
 async fn a_socket_in_several_targeted_rooms_gets_a_broadcast_once() {
     timed(60, async {
-        let redis = RedisServer::start();
+        let redis = Redis::start();
         let nodes: Vec<Node<FredDriver>> = redis_nodes(&config(&redis), 2).await;
         let mut local = TestClient::connect(nodes[0].addr).await;
         let mut remote = TestClient::connect(nodes[1].addr).await;

@@ -33,6 +33,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ROOMCAST_MAX_BUFFER", "server.max_buffer"),
     ("ROOMCAST_WS_READ_BUFFER", "server.ws_read_buffer"),
     ("ROOMCAST_SHUTDOWN_TIMEOUT", "server.shutdown_timeout"),
+    ("ROOMCAST_FINAL_SWEEP_TIMEOUT", "server.final_sweep_timeout"),
     ("ROOMCAST_DRAIN_DELAY", "server.drain_delay"),
     ("DATABASE_URL", "database.url"),
     ("ROOMCAST_DATABASE_MAX_CONNECTIONS", "database.max_connections"),
@@ -184,6 +185,11 @@ pub struct ServerConfig {
     /// Default `0s` (Kubernetes' preStop hook does the waiting).
     #[serde(with = "humantime_serde")]
     pub drain_delay: Duration,
+    /// After the drain, how long the node may take to remove what is left of its
+    /// session rows (they become resume tickets) and its heartbeat row, on top of
+    /// `shutdown_timeout`. Default `2s`.
+    #[serde(with = "humantime_serde")]
+    pub final_sweep_timeout: Duration,
     /// Networks of the load balancers in front, as CIDRs (`10.0.0.0/8`) or addresses.
     /// A request from one of them is taken to come from the rightmost
     /// `X-Forwarded-For` entry that is not itself a trusted proxy; from any other peer,
@@ -218,6 +224,7 @@ impl Default for ServerConfig {
             ws_read_buffer: 1024,
             shutdown_timeout: Duration::from_secs(25),
             drain_delay: Duration::ZERO,
+            final_sweep_timeout: Duration::from_secs(2),
             trusted_proxies: Vec::new(),
             header_read_timeout: Duration::from_secs(10),
             max_pending_per_address: 64,
@@ -731,6 +738,7 @@ impl Config {
             ("server.ping_interval", server.ping_interval),
             ("server.ping_timeout", server.ping_timeout),
             ("server.shutdown_timeout", server.shutdown_timeout),
+            ("server.final_sweep_timeout", server.final_sweep_timeout),
             ("database.acquire_timeout", self.database.acquire_timeout),
             ("database.session_ttl", self.database.session_ttl),
             ("auth.jwt.ttl", self.auth.jwt.ttl),

@@ -3,54 +3,17 @@
 //! data as a Node socket would, without its credentials. Needs `redis-server`, `node`
 //! and the npm packages of `adapter/tests/interop` (installed on first run).
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use roomcast_node::Node;
 use roomcast_node::config::Config;
 use roomcast_node::core::auth::password;
+use roomcast_testkit::Redis;
 use rust_socketio::asynchronous::ClientBuilder;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-
-struct Redis(Child, u16);
-
-impl Redis {
-    fn start() -> Self {
-        let port =
-            TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (apt-get install redis-server)");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self(child, port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Where the Node packages of the adapter's interop tests live.
 fn interop_dir() -> PathBuf {
@@ -94,7 +57,7 @@ fn node_fetch_sockets(redis_url: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread")]
 async fn node_peers_see_handshake_and_data_without_credentials() {
     let redis = Redis::start();
-    let redis_url = format!("redis://127.0.0.1:{}", redis.1);
+    let redis_url = redis.url();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().expect("addr");

@@ -2,18 +2,15 @@
 // When the store comes back, the first node to beat again must not take its live peers
 // for dead: every node's session rows and the lobby sessions it hosts survive, and
 // nothing is swept. A node that really dies afterwards is still swept in time.
-// The Postgres here is this test's own (initdb + pg_ctl), stopped and started again.
+// The Postgres here is this test's own (scripts/services), taken down and up again.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import {
   startNode, addUser, connectClient, joinRoom, passwordOf, roomName, randomUUID, startRedis,
-  waitUntil, metrics, metricSum, lobbySession, freePort, delay,
+  waitUntil, metrics, metricSum, lobbySession, delay,
 } from './lib/harness.mjs';
+import { startService } from './lib/services.mjs';
 
 const LIVENESS = {
   ROOMCAST_HEARTBEAT_INTERVAL: '200ms',
@@ -21,38 +18,6 @@ const LIVENESS = {
   ROOMCAST_DATABASE_ACQUIRE_TIMEOUT: '500ms',
 };
 const OUTAGE_MS = 3000;
-
-function pgBin() {
-  const versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(a) - Number(b));
-  return join('/usr/lib/postgresql', versions.at(-1), 'bin');
-}
-
-/** A throw-away Postgres on loopback that can be stopped and started again. */
-async function startPostgres() {
-  const dir = mkdtempSync(join(tmpdir(), 'roomcast-pg-outage-'));
-  const asRoot = process.getuid() === 0;
-  if (asRoot) chownSync(dir, Number(execFileSync('id', ['-u', 'postgres']).toString().trim()), -1);
-  const run = (tool, args) => {
-    const [cmd, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', join(pgBin(), tool), ...args]] : [join(pgBin(), tool), args];
-    execFileSync(cmd, argv, { stdio: 'ignore', timeout: 60000 });
-  };
-  const port = await freePort();
-  const data = join(dir, 'data');
-  run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres']);
-  const start = () =>
-    run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
-  const stop = (mode = 'fast') => run('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']);
-  start();
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    start,
-    stop,
-    destroy() {
-      try { stop('immediate'); } catch { /* already stopped */ }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 describe('a Postgres outage longer than dead_after', { timeout: 90000 }, () => {
   let postgres, redis, db, a, b;
@@ -69,7 +34,7 @@ describe('a Postgres outage longer than dead_after', { timeout: 90000 }, () => {
   };
 
   before(async () => {
-    postgres = await startPostgres();
+    postgres = await startService('postgres');
     redis = await startRedis();
     db = { kind: 'postgres', url: postgres.url };
     const env = { REDIS_URL: redis.url, ...LIVENESS };
@@ -82,7 +47,7 @@ describe('a Postgres outage longer than dead_after', { timeout: 90000 }, () => {
     for (const c of clients) c.close();
     await Promise.all([a, b].map((n) => n?.stop()));
     redis?.stop();
-    postgres?.destroy();
+    postgres?.stop();
   });
 
   it('sweeps no live node, and still sweeps a dead one', async () => {
@@ -103,9 +68,9 @@ describe('a Postgres outage longer than dead_after', { timeout: 90000 }, () => {
     assert.equal(await rowsOf(a), 1);
     assert.equal(await rowsOf(b), 1);
 
-    postgres.stop();
+    postgres.down();
     await delay(OUTAGE_MS);
-    postgres.start();
+    postgres.up();
 
     // Both nodes beat again, then long enough for either to have swept the other.
     await waitUntil(async () => {

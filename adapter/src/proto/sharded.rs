@@ -6,7 +6,10 @@
 //! type may carry binary (3, 8, 9, 10, 12) and `data` does, then msgpack;
 //! a receiver picks by the first byte (`{` is JSON).
 
+use std::fmt;
+
 use rmpv::Value as Mp;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::{
@@ -32,7 +35,10 @@ const EVENT: i64 = 2;
 const NODE_SID_LEN: usize = 20;
 
 /// Which channels a sharded server listens to: Node's `subscriptionMode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// In configuration (serde, [`Display`](fmt::Display)) it is spelt as in
+/// Node: `static`, `dynamic`, `dynamic-private`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SubscriptionMode {
     /// Only the namespace's main channel (and the server's own response
     /// channel): every broadcast reaches every server.
@@ -44,6 +50,23 @@ pub enum SubscriptionMode {
     Dynamic,
     /// As `Dynamic`, and socket-id rooms get their own channel too.
     DynamicPrivate,
+}
+
+impl SubscriptionMode {
+    /// The name in configuration, as serde reads and writes it.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Static => "static",
+            Self::Dynamic => "dynamic",
+            Self::DynamicPrivate => "dynamic-private",
+        }
+    }
+}
+
+impl fmt::Display for SubscriptionMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The channels of one namespace in sharded mode.

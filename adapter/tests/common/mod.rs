@@ -168,8 +168,6 @@ pub async fn close_all<D: Driver>(nodes: &[Node<D>]) {
 
 pub mod memory;
 pub mod peer;
-pub mod redis;
-pub mod redis_cluster;
 pub mod scenarios;
 
 /// Bytes a hostile or broken publisher might send.

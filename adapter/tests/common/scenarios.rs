@@ -8,11 +8,12 @@ use roomcast_adapter::{
     driver::{Driver, FredDriver},
     proto::ShardedChannels,
 };
+use roomcast_testkit::RedisCluster;
 use serde_json::{Value, json};
 use socketioxide::operators::BroadcastOperators;
 use tokio::sync::mpsc;
 
-use super::{A, Node, TestClient, eventually, names, peer::Peer, redis_cluster::RedisCluster};
+use super::{A, Node, TestClient, eventually, names, peer::Peer};
 
 /// A broadcast from server 0 reaches every client exactly once.
 pub async fn broadcast_reaches_every_client_once<D: Driver>(

@@ -5,7 +5,7 @@
 //! address is refused before the engine sees it.
 //!
 //! A long-polling session is bound by its handshake, before the response carrying the
-//! id leaves the node (see [`crate::server::http::gate_engine`]), so nobody else can speak for
+//! id leaves the node (see the server's `gate_engine`), so nobody else can speak for
 //! it while its namespace connect (and the login in it) is still running. A session
 //! opened over WebSocket lives on that one connection and needs no binding. The binding
 //! is dropped when the session's last namespace disconnects; one that never connects a

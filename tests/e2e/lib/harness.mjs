@@ -16,6 +16,8 @@ import assert from 'node:assert/strict';
 import { io as ioV4 } from 'socket.io-client';
 import pg from 'pg';
 
+import { startService } from './services.mjs';
+
 const require = createRequire(import.meta.url);
 // socket.io-client 2.5.0 is CommonJS; installed under an npm alias.
 const ioV2 = require('socket.io-client-v2');
@@ -883,18 +885,8 @@ export async function untilDelivered(sender, receiver, room, what, timeout = WAI
 
 /** A throw-away redis-server on loopback, without persistence (on `port`, to restart one). */
 export async function startRedis({ port } = {}) {
-  port ??= await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  await new Promise((res, rej) => {
-    const timer = setTimeout(() => rej(new Error('redis-server did not start within 10 s')), 10000);
-    child.once('error', (e) => { clearTimeout(timer); rej(new Error(`redis-server: ${e.message} (is it installed?)`)); });
-    child.stdout.on('data', (d) => {
-      if (String(d).includes('Ready to accept connections')) { clearTimeout(timer); res(); }
-    });
-  });
-  return { url: `redis://127.0.0.1:${port}`, port, stop: () => child.kill('SIGKILL') };
+  const redis = await startService('redis', port ? ['--port', String(port)] : []);
+  return { url: redis.url, port: redis.ports[0], stop: redis.stop };
 }
 
 export { delay, randomUUID };

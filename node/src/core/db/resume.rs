@@ -4,19 +4,6 @@
 
 use super::{Db, DbError, on_pool};
 
-/// One closed socket's rooms.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ticket {
-    /// The closed socket's id.
-    pub sid: String,
-    /// Its login; only the same login may use the ticket.
-    pub login: String,
-    /// Its rooms.
-    pub rooms: Vec<String>,
-    /// The hash of its recovery credential's secret, when it had one.
-    pub secret_hash: Option<String>,
-}
-
 /// How long a used credential is remembered: longer than any socket row it could be
 /// checked against again.
 const USED_FOR_MS: i64 = 24 * 3600 * 1000;
@@ -26,32 +13,6 @@ fn now_ms() -> i64 {
 }
 
 impl Db {
-    /// Stores tickets that expire after `ttl_ms`, in one transaction; an existing
-    /// ticket for a sid is replaced.
-    pub async fn save_tickets(&self, tickets: &[Ticket], ttl_ms: i64) -> Result<(), DbError> {
-        let expires = now_ms().saturating_add(ttl_ms);
-        let upsert = "INSERT INTO resume_tickets (sid, login, rooms, expires_ms, secret_hash)
-                   VALUES ($1, $2, $3, $4, $5)
-                   ON CONFLICT (sid) DO UPDATE SET login = excluded.login, rooms = excluded.rooms,
-                   expires_ms = excluded.expires_ms, secret_hash = excluded.secret_hash";
-        on_pool!(self, upsert, upsert, |pool, sql| {
-            let mut tx = pool.begin().await?;
-            for ticket in tickets {
-                let rooms = serde_json::to_string(&ticket.rooms).unwrap_or_else(|_| "[]".into());
-                sqlx::query(sql)
-                    .bind(&ticket.sid)
-                    .bind(&ticket.login)
-                    .bind(rooms)
-                    .bind(expires)
-                    .bind(&ticket.secret_hash)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?
-        });
-        Ok(())
-    }
-
     /// Uses up the live ticket of `sid` if it belongs to `login`: its rooms, once.
     pub async fn take_ticket(
         &self,
@@ -184,30 +145,25 @@ impl Db {
 mod tests {
     use crate::core::db::testing;
 
-    use super::*;
-
     #[tokio::test]
     async fn tickets_are_used_once_by_their_login() {
         for t in testing::all().await {
             let db = &t.db;
-            let ticket = Ticket {
-                sid: "s1".into(),
-                login: "alice".into(),
-                rooms: vec!["a".into(), "b".into()],
-                secret_hash: None,
-            };
-            db.save_tickets(std::slice::from_ref(&ticket), 60_000).await.expect("save");
+            // A row that goes leaves its rooms behind as a ticket.
+            let sess = serde_json::json!({
+                "user": "alice", "namespace": "/", "rooms": ["a", "b"], "recovery": "h",
+            });
+            db.put_session("roomcast:s1", &sess, 60).await.expect("row");
+            db.delete_sessions(&["roomcast:s1".into()], 60_000).await.expect("delete");
             assert_eq!(db.take_ticket("s1", "bob").await.expect("take"), None, "other login");
-            assert_eq!(db.take_ticket("s1", "alice").await.expect("take"), Some(ticket.rooms));
+            assert_eq!(
+                db.take_ticket("s1", "alice").await.expect("take"),
+                Some(vec!["a".into(), "b".into()])
+            );
             assert_eq!(db.take_ticket("s1", "alice").await.expect("take"), None, "used once");
 
-            let stale = Ticket {
-                sid: "s2".into(),
-                login: "alice".into(),
-                rooms: vec![],
-                secret_hash: None,
-            };
-            db.save_tickets(&[stale], -1).await.expect("save");
+            db.put_session("roomcast:s2", &sess, 60).await.expect("row");
+            db.delete_sessions(&["roomcast:s2".into()], -1).await.expect("delete");
             assert_eq!(db.take_ticket("s2", "alice").await.expect("take"), None, "expired");
             assert_eq!(db.delete_expired_tickets().await.expect("sweep"), 1);
 

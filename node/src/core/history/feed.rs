@@ -32,9 +32,6 @@ use super::{Delivery, History, Position, Range, Record};
 use crate::core::metrics::Metrics;
 use crate::core::reply::{Packet, check_broadcast, check_sent};
 
-/// The namespace whose rooms keep history.
-const NAMESPACE: &str = "/";
-
 #[derive(Debug, Default)]
 struct State {
     cursors: HashMap<String, Position>,
@@ -153,7 +150,7 @@ impl Feed {
                 for record in missing {
                     let event = record.kind.event();
                     let sent = socket.emit(event, &record.payload(&d.epoch));
-                    check_sent(metrics, NAMESPACE, Packet::Broadcast, event, sent);
+                    check_sent(metrics, socket.ns(), Packet::Broadcast, event, sent);
                     metrics.history_resent.with_label_values(&["gap"]).inc();
                 }
                 filled = true;
@@ -179,7 +176,7 @@ impl Feed {
             return Offer::Due;
         }
         let event = d.record.kind.event();
-        check_sent(metrics, NAMESPACE, Packet::Broadcast, event, socket.emit(event, payload));
+        check_sent(metrics, socket.ns(), Packet::Broadcast, event, socket.emit(event, payload));
         Offer::Done
     }
 
@@ -211,7 +208,9 @@ impl Feed {
             for d in held {
                 let sockets = [socket.clone()];
                 match history {
-                    Some(history) => deliver(io, &sockets, history, &d, false, metrics).await,
+                    Some(history) => {
+                        deliver(io, socket.ns(), &sockets, history, &d, false, metrics).await;
+                    }
                     None => tracing::debug!("held event without a store dropped"),
                 }
             }
@@ -231,6 +230,7 @@ pub fn of<A: Adapter>(socket: &Socket<A>) -> Option<Arc<Feed>> {
 /// store once for all of them.
 async fn deliver<A: Adapter>(
     io: &SocketIo<A>,
+    ns: &str,
     sockets: &[SocketRef<A>],
     history: &History,
     d: &Delivery,
@@ -269,14 +269,16 @@ async fn deliver<A: Adapter>(
     if whole_room && !due.is_empty() {
         let room = d.room.clone();
         let members = match origin {
-            Some(sender) => sender.to(room),
-            None => io.to(room),
+            Some(sender) => Some(sender.to(room)),
+            None => io.of(ns).map(|ns| ns.to(room)),
         };
-        let sent = members.local().except(REPLAYING).emit(event, &*payload).await;
-        check_broadcast(metrics, NAMESPACE, event, sent);
+        if let Some(members) = members {
+            let sent = members.local().except(REPLAYING).emit(event, &*payload).await;
+            check_broadcast(metrics, ns, event, sent);
+        }
     } else {
         for socket in due {
-            check_sent(metrics, NAMESPACE, Packet::Broadcast, event, socket.emit(event, &*payload));
+            check_sent(metrics, ns, Packet::Broadcast, event, socket.emit(event, &*payload));
         }
     }
     let Some(from) = gapped.iter().map(|(_, _, cursor)| *cursor).min() else { return };
@@ -296,10 +298,11 @@ async fn deliver<A: Adapter>(
 }
 
 /// Takes the feed until it closes (shutdown), offering each event to the local members
-/// of its room on `/`. Rooms are split into lanes, one task each, so busy rooms use
+/// of its room on namespace `ns`. Rooms are split into lanes, one task each, so busy rooms use
 /// every core; one lane serves a room, so its members get its events in order.
 pub async fn run<A: Adapter>(
     io: SocketIo<A>,
+    ns: &'static str,
     history: History,
     mut feed: mpsc::UnboundedReceiver<Delivery>,
     metrics: Metrics,
@@ -309,7 +312,7 @@ pub async fn run<A: Adapter>(
         .map(|_| {
             let (tx, rx) = mpsc::unbounded_channel();
             let worker =
-                Lane { io: io.clone(), history: history.clone(), metrics: metrics.clone() };
+                Lane { io: io.clone(), ns, history: history.clone(), metrics: metrics.clone() };
             tokio::spawn(worker.run(rx));
             tx
         })
@@ -326,6 +329,7 @@ const MAX_LANES: usize = 8;
 /// One fan-out task and what it needs.
 struct Lane<A: Adapter> {
     io: SocketIo<A>,
+    ns: &'static str,
     history: History,
     metrics: Metrics,
 }
@@ -333,9 +337,10 @@ struct Lane<A: Adapter> {
 impl<A: Adapter> Lane<A> {
     async fn run(self, mut feed: mpsc::UnboundedReceiver<Delivery>) {
         while let Some(d) = feed.recv().await {
-            let sockets = self.io.within(d.room.clone()).sockets();
+            let Some(ns) = self.io.of(self.ns) else { continue };
+            let sockets = ns.within(d.room.clone()).sockets();
             if !sockets.is_empty() {
-                deliver(&self.io, &sockets, &self.history, &d, true, &self.metrics).await;
+                deliver(&self.io, self.ns, &sockets, &self.history, &d, true, &self.metrics).await;
             }
         }
     }
@@ -377,7 +382,7 @@ impl Replay {
                     let event = record.kind.event();
                     check_sent(
                         metrics,
-                        NAMESPACE,
+                        socket.ns(),
                         Packet::Event,
                         event,
                         socket.emit(event, &record.payload(&self.epoch)),
@@ -398,7 +403,7 @@ impl Replay {
                 "epoch": self.epoch,
             });
             let event = super::Kind::Invalidate.event();
-            check_sent(metrics, NAMESPACE, Packet::Event, event, socket.emit(event, &marker));
+            check_sent(metrics, socket.ns(), Packet::Event, event, socket.emit(event, &marker));
             sent += 1;
         }
         metrics.history_resent.with_label_values(&["replay"]).inc_by(sent as u64);

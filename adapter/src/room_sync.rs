@@ -1,5 +1,4 @@
-//! The adapter side of sharded mode: the namespace's shard channels, and in
-//! the dynamic subscription modes the room channels kept in step with the
+//! The room channels of the dynamic sharded modes, kept in step with the
 //! rooms and sockets of the namespace.
 //!
 //! socketioxide tells an adapter nothing when a socket connects or joins a
@@ -10,50 +9,18 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    hash::{BuildHasher, Hasher, RandomState},
     sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
     time::{Duration, Instant},
 };
 
-use socketioxide_core::{
-    Uid,
-    adapter::{BroadcastFlags, BroadcastOptions, SocketEmitter},
-};
+use socketioxide_core::adapter::{BroadcastFlags, BroadcastOptions, SocketEmitter};
 use tokio::sync::{Notify, watch};
 
 use crate::{
     ClusterAdapter,
     driver::{Driver, MessageSink, Subscription},
-    proto::{ShardedChannels, SubscriptionMode},
+    proto::ShardedChannels,
 };
-
-/// Node's `randomId()` shape: 16 hex characters.
-pub(crate) fn hex_id() -> String {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write(Uid::new().to_string().as_bytes());
-    format!("{:016x}", hasher.finish())
-}
-
-/// A namespace's sharded identity.
-#[derive(Debug)]
-pub(crate) struct ShardedNs {
-    pub(crate) channels: ShardedChannels,
-    pub(crate) mode: SubscriptionMode,
-}
-
-impl ShardedNs {
-    /// The channels every server of the namespace listens to.
-    pub(crate) fn base_subscriptions(&self, uid: &str) -> Vec<Subscription> {
-        vec![
-            Subscription::Shard(self.channels.main.clone()),
-            Subscription::Shard(self.channels.response_for(uid)),
-        ]
-    }
-
-    pub(crate) fn dynamic(&self) -> bool {
-        self.mode != SubscriptionMode::Static
-    }
-}
 
 /// The room channels a namespace subscribes to (dynamic modes).
 #[derive(Debug)]
@@ -158,7 +125,7 @@ impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
 
     /// One reconciliation pass of the room channels.
     pub(crate) async fn sync_rooms(&self, sink: &MessageSink) {
-        let Some(sharded) = self.core.sharded.as_ref().filter(|s| s.dynamic()) else {
+        let Some(channels) = self.core.mode.room_channels() else {
             return;
         };
         let _pass = self.rooms.pass.lock().await;
@@ -188,7 +155,7 @@ impl<E: SocketEmitter, D: Driver> ClusterAdapter<E, D> {
             added.extend(unconfirmed);
             (added, removed)
         };
-        let channel = |room: &String| Subscription::Shard(sharded.channels.room(room));
+        let channel = |room: &String| Subscription::Shard(channels.room(room));
         let driver = self.core.cluster.driver();
         if !added.is_empty() {
             let subs = added.iter().map(channel).collect();
