@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use reqwest::Method;
 use roomcast_node::Node;
-use roomcast_node::config::{CONFIG_FILE_ENV, Config, ConfigError, unknown_env_vars};
+use roomcast_node::config::{CONFIG_FILE_ENV, Config, ConfigError, Secret, unknown_env_vars};
 use roomcast_node::core::auth::{jwt, password};
 use roomcast_node::core::build::BuildInfo;
 use roomcast_node::core::db::Db;
@@ -163,7 +163,8 @@ fn new_password(flag: Option<String>) -> anyhow::Result<String> {
 
 /// Calls the admin API and prints the answer.
 async fn admin(config: &Config, target: AdminTarget, command: AdminCommand) -> anyhow::Result<()> {
-    let Some(token) = target.token.or_else(|| config.admin.token.clone()) else {
+    let configured = || config.admin.token.as_ref().map(|t| t.expose().to_owned());
+    let Some(token) = target.token.or_else(configured) else {
         bail!("no admin token: pass --token or set ROOMCAST_ADMIN_TOKEN");
     };
     let client = AdminClient::new(&target.url, &token)?;
@@ -345,7 +346,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 [&mut shown.auth.jwt.secret, &mut shown.auth.session.secret, &mut shown.admin.token]
             {
                 if secret.is_some() {
-                    *secret = Some("<hidden>".into());
+                    *secret = Some(Secret::PLACEHOLDER.into());
                 }
             }
             for variable in unknown_env() {

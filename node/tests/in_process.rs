@@ -31,7 +31,7 @@ async fn spawn_app() -> TestApp {
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().expect("addr");
     config.server.shutdown_timeout = Duration::from_secs(5);
-    config.database.url = format!("sqlite://{}", dir.path().join("t.db").display());
+    config.database.url = format!("sqlite://{}", dir.path().join("t.db").display()).into();
     config.node.id = Some("node-test".into());
     let node = Node::build(config).await.expect("node starts");
     let db = node.state().db.clone();
@@ -231,7 +231,7 @@ async fn room_messages_reach_members_and_rows_follow_the_socket() {
     app.shutdown.cancel();
     app.task.await.expect("joined").expect("clean exit");
     let db = Db::connect(&roomcast_node::config::DatabaseConfig {
-        url: format!("sqlite://{}", app._dir.path().join("t.db").display()),
+        url: format!("sqlite://{}", app._dir.path().join("t.db").display()).into(),
         ..Default::default()
     })
     .await

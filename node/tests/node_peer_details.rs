@@ -61,9 +61,9 @@ async fn node_peers_see_handshake_and_data_without_credentials() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().expect("addr");
-    config.database.url = format!("sqlite://{}", dir.path().join("t.db").display());
+    config.database.url = format!("sqlite://{}", dir.path().join("t.db").display()).into();
     config.node.id = Some("node-details".into());
-    config.redis.url = Some(redis_url.clone());
+    config.redis.url = Some(redis_url.clone().into());
     let node = Node::build(config).await.expect("node starts");
     let hash = password::hash("pw").expect("hash");
     assert!(node.state().db.create_user("alice", &hash).await.expect("user"));

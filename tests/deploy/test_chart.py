@@ -462,7 +462,7 @@ def test_every_variable_the_chart_sets_is_a_node_setting(chart):
     values = with_extras(with_jwt(copy.deepcopy(PRODUCTION), "RS256"))
     values["config"]["extraEnv"] = {}
     _, c, cm = pod_parts(chart, values)
-    config_rs = (REPO / "node" / "src" / "config.rs").read_text()
+    config_rs = (REPO / "node" / "src" / "config" / "mod.rs").read_text()
     env_vars = config_rs[config_rs.index("pub const ENV_VARS"):]
     known = set(re.findall(r'^\s*\("([A-Z0-9_]+)", "[a-z_.]+"\),$', env_vars[:env_vars.index("];")], re.M))
     assert {"DATABASE_URL", "ROOMCAST_JWT_PUBLIC_KEY_FILE"} <= known

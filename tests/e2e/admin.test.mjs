@@ -4,6 +4,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as h from './lib/harness.mjs';
+import { startCluster } from './lib/cluster.mjs';
 
 const TOKEN = 'admin-token-for-e2e-0123456789';
 
@@ -43,14 +44,8 @@ h.notePgSkip();
 
 for (const backend of h.backends()) {
   describe(`admin API across three nodes (${backend.name})`, { skip: backend.skip, timeout: 180000 }, () => {
-    let redis, db;
-    const nodes = [];
-    const clients = [];
-    const connect = async (node, login, kind = 'v4-websocket') => {
-      const c = await h.connectClient(kind, node.url, h.passwordOf(login));
-      clients.push(c);
-      return c;
-    };
+    let cluster, db, nodes;
+    const connect = (node, login, kind = 'v4-websocket') => cluster.connect(kind, node.url, h.passwordOf(login));
     const online = async (via) => {
       const r = await api(via.ops, 'GET', 'online/users');
       assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -58,19 +53,16 @@ for (const backend of h.backends()) {
     };
 
     before(async () => {
-      redis = await h.startRedis();
-      db = await h.createDb(backend.name);
-      nodes.push(await adminNode(db, { REDIS_URL: redis.url }));
-      nodes.push(...(await Promise.all([1, 2].map(() => adminNode(db, { REDIS_URL: redis.url })))));
-      await Promise.all(['alice', 'bob', 'carol', 'dave', 'erin'].map((u) => h.addUser(db, u, `${u}-pw`)));
+      cluster = await startCluster({
+        nodes: 3,
+        db: backend.name,
+        start: adminNode,
+        users: ['alice', 'bob', 'carol', 'dave', 'erin'],
+      });
+      ({ db, nodes } = cluster);
     });
 
-    after(async () => {
-      for (const c of clients) c.close();
-      await Promise.all(nodes.map((n) => n.stop()));
-      await db?.drop().catch(() => {});
-      redis?.stop();
-    });
+    after(() => cluster?.stop());
 
     it('refuses requests without the token or with a wrong one, and changes nothing', async () => {
       const [a, , c] = nodes;
@@ -173,8 +165,7 @@ for (const backend of h.backends()) {
       const [a, b, c] = nodes;
       const onC = await connect(c, 'alice');
       const onB = await connect(b, 'alice', 'v4-polling');
-      const todo = await h.connectClient('v4-websocket', `${c.url}/todo`, h.passwordOf('alice'));
-      clients.push(todo);
+      const todo = await cluster.connect('v4-websocket', `${c.url}/todo`, h.passwordOf('alice'));
       // One on the node asked, too: closed there without the adapter.
       const onA = await connect(a, 'alice', 'v2');
       const bystander = await connect(c, 'bob');

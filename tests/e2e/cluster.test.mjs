@@ -4,32 +4,23 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  backends, notePgSkip, createDb, startNode, addUser, connectClient, joinRoom, passwordOf,
-  assertFailure, roomName, metrics, metricSum, delay, randomUUID, startRedis, lobbySession, untilDelivered, withoutPosition,
+  backends, notePgSkip, joinRoom, passwordOf, assertFailure, roomName, metrics, metricSum, delay, randomUUID,
+  lobbySession, untilDelivered, withoutPosition,
 } from './lib/harness.mjs';
+import { startCluster } from './lib/cluster.mjs';
 
 for (const backend of backends()) {
   describe(`cluster of three nodes (${backend.name})`, { skip: backend.skip, timeout: 120000 }, () => {
-    let redis, db, nodes = [];
-    const clients = [];
-    const connect = async (...args) => { const c = await connectClient(...args); clients.push(c); return c; };
+    let cluster, nodes;
+    const connect = (...args) => cluster.connect(...args);
 
     before(async () => {
       notePgSkip();
-      redis = await startRedis();
-      db = await createDb(backend.name);
-      // The first node migrates the schema; the others find it ready.
-      nodes.push(await startNode({ db, env: { REDIS_URL: redis.url } }));
-      nodes.push(...(await Promise.all([1, 2].map(() => startNode({ db, env: { REDIS_URL: redis.url } })))));
-      await Promise.all(['alice', 'bob', 'carol'].map((u) => addUser(db, u, `${u}-pw`)));
+      cluster = await startCluster({ nodes: 3, db: backend.name });
+      ({ nodes } = cluster);
     });
 
-    after(async () => {
-      for (const c of clients) c.close();
-      await Promise.all(nodes.map((n) => n.stop()));
-      await db?.drop().catch(() => {});
-      redis?.stop();
-    });
+    after(() => cluster?.stop());
 
     it('relays room events across nodes and keeps presence cluster-wide', async () => {
       const [a, b, c] = nodes;
@@ -91,25 +82,15 @@ for (const backend of backends()) {
 // The same relays over Redis 7 sharded pub/sub (SPUBLISH), as Node's createShardedAdapter.
 for (const subscriptionMode of ['static', 'dynamic', 'dynamic-private']) {
   describe(`sharded pub/sub, ${subscriptionMode} (sqlite)`, { timeout: 60000 }, () => {
-    let redis, db, nodes = [];
-    const clients = [];
-    const connect = async (...args) => { const c = await connectClient(...args); clients.push(c); return c; };
+    let cluster, nodes;
+    const connect = (...args) => cluster.connect(...args);
 
     before(async () => {
-      redis = await startRedis();
-      db = await createDb('sqlite');
-      const env = { REDIS_URL: redis.url, ROOMCAST_REDIS_MODE: 'sharded', ROOMCAST_REDIS_SUBSCRIPTION_MODE: subscriptionMode };
-      nodes.push(await startNode({ db, env }));
-      nodes.push(await startNode({ db, env }));
-      await Promise.all(['alice', 'bob'].map((u) => addUser(db, u, `${u}-pw`)));
+      cluster = await startCluster({ mode: 'sharded', subscriptionMode, users: ['alice', 'bob'] });
+      ({ nodes } = cluster);
     });
 
-    after(async () => {
-      for (const c of clients) c.close();
-      await Promise.all(nodes.map((n) => n.stop()));
-      await db?.drop().catch(() => {});
-      redis?.stop();
-    });
+    after(() => cluster?.stop());
 
     it('relays room messages and keeps private rooms private across nodes', async () => {
       const alice = await connect('v4-websocket', nodes[0].url, passwordOf('alice'));

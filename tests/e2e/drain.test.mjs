@@ -6,34 +6,27 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import {
-  backends, notePgSkip, createDb, startNode, addUser, connectClient, joinRoom, passwordOf,
-  roomName, randomUUID, startRedis, waitUntil, delay,
+  backends, notePgSkip, joinRoom, passwordOf, roomName, randomUUID, waitUntil, delay,
 } from './lib/harness.mjs';
+import { startCluster } from './lib/cluster.mjs';
 
 for (const backend of backends()) {
   describe(`graceful drain (${backend.name})`, { skip: backend.skip, timeout: 60000 }, () => {
-    let redis, db, draining, survivor;
-    const clients = [];
-    const connect = async (...args) => { const c = await connectClient(...args); clients.push(c); return c; };
+    let cluster, draining, survivor;
+    const connect = (...args) => cluster.connect(...args);
     const rooms = async (client) =>
       (await client.ack('request', { uuid: randomUUID(), route: 'rooms.list' })).result.rooms;
 
     before(async () => {
       notePgSkip();
-      redis = await startRedis();
-      db = await createDb(backend.name);
-      const env = { REDIS_URL: redis.url };
-      draining = await startNode({ db, env: { ...env, ROOMCAST_DRAIN_DELAY: '1500ms', ROOMCAST_SHUTDOWN_TIMEOUT: '10s' } });
-      survivor = await startNode({ db, env });
-      await Promise.all(['alice', 'bob', 'carol'].map((u) => addUser(db, u, `${u}-pw`)));
+      cluster = await startCluster({
+        db: backend.name,
+        nodeEnv: (i) => (i === 0 ? { ROOMCAST_DRAIN_DELAY: '1500ms', ROOMCAST_SHUTDOWN_TIMEOUT: '10s' } : {}),
+      });
+      [draining, survivor] = cluster.nodes;
     });
 
-    after(async () => {
-      for (const c of clients) c.close();
-      await Promise.all([draining, survivor].map((n) => n?.stop()));
-      await db?.drop().catch(() => {});
-      redis?.stop();
-    });
+    after(() => cluster?.stop());
 
     it('serves live sockets through the delay, refuses new ones, then hands rooms over', async () => {
       const [r1, r2, r3] = [roomName('d1'), roomName('d2'), roomName('d3')];
@@ -86,13 +79,9 @@ for (const backend of backends()) {
       });
       await new Promise((r) => slow.listen(0, '127.0.0.1', r));
       try {
-        const node = await startNode({
-          db,
-          env: {
-            REDIS_URL: redis.url,
-            ROOMCAST_SHUTDOWN_TIMEOUT: '10s',
-            ROOMCAST_REQUEST_ROUTES: `[{prefix="slow.", kind="upstream", url="http://127.0.0.1:${slow.address().port}/"}]`,
-          },
+        const node = await cluster.startNode({
+          ROOMCAST_SHUTDOWN_TIMEOUT: '10s',
+          ROOMCAST_REQUEST_ROUTES: `[{prefix="slow.", kind="upstream", url="http://127.0.0.1:${slow.address().port}/"}]`,
         });
         const alice = await connect('v4-websocket', node.url, passwordOf('alice'));
         const uuid = randomUUID();
@@ -113,7 +102,7 @@ for (const backend of backends()) {
       const alice = await connect('v4-websocket', survivor.url, passwordOf('alice'));
       const room = roomName('d4');
       await joinRoom(alice, room);
-      const node = await startNode({ db, env: { REDIS_URL: redis.url, ROOMCAST_SHUTDOWN_TIMEOUT: '5s' } });
+      const node = await cluster.startNode({ ROOMCAST_SHUTDOWN_TIMEOUT: '5s' });
       const victim = await connect('v4-websocket', node.url, passwordOf('bob'));
       await joinRoom(victim, room);
       const victimId = victim.id;

@@ -13,12 +13,11 @@ const RFC3339_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{
 
 for (const backend of h.backends()) {
   describe(`events [${backend.name}]`, { skip: backend.skip }, () => {
-    let s;
-    const tokens = {};
+    let s, tokens;
 
     before(async () => {
       s = await h.setupNode(backend.name);
-      for (const u of ['alice', 'bob', 'carol', 'dave']) tokens[u] = await h.mintToken(s.db, u);
+      tokens = await h.mintTokens(s.db, ['alice', 'bob', 'carol', 'dave']);
     });
     after(async () => {
       await s?.teardown();

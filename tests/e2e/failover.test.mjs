@@ -4,35 +4,23 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  backends, notePgSkip, createDb, startNode, addUser, connectClient, joinRoom, passwordOf,
-  roomName, randomUUID, startRedis, waitUntil, metrics, metricSum, lobbySession,
+  backends, notePgSkip, joinRoom, passwordOf, roomName, randomUUID, waitUntil, metrics, metricSum, lobbySession,
 } from './lib/harness.mjs';
-
-// Fast heartbeats so that the bound (1 s of silence) is tested in seconds.
-const LIVENESS = { ROOMCAST_HEARTBEAT_INTERVAL: '200ms', ROOMCAST_NODE_DEAD_AFTER: '1s' };
+import { startCluster, FAST_HEARTBEATS } from './lib/cluster.mjs';
 
 for (const backend of backends()) {
   describe(`a node killed with SIGKILL (${backend.name})`, { skip: backend.skip, timeout: 60000 }, () => {
-    let redis, db, survivor, victim;
-    const clients = [];
-    const connect = async (...args) => { const c = await connectClient(...args); clients.push(c); return c; };
+    let cluster, db, survivor, victim;
+    const connect = (...args) => cluster.connect(...args);
 
     before(async () => {
       notePgSkip();
-      redis = await startRedis();
-      db = await createDb(backend.name);
-      const env = { REDIS_URL: redis.url, ...LIVENESS };
-      survivor = await startNode({ db, env });
-      victim = await startNode({ db, env });
-      await Promise.all(['alice', 'bob'].map((u) => addUser(db, u, `${u}-pw`)));
+      // Fast heartbeats so that the bound (1 s of silence) is tested in seconds.
+      cluster = await startCluster({ db: backend.name, env: FAST_HEARTBEATS, users: ['alice', 'bob'] });
+      ({ db, nodes: [survivor, victim] } = cluster);
     });
 
-    after(async () => {
-      for (const c of clients) c.close();
-      await Promise.all([survivor, victim].map((n) => n?.stop()));
-      await db?.drop().catch(() => {});
-      redis?.stop();
-    });
+    after(() => cluster?.stop());
 
     it('loses its rows, presence and lobby sessions within the bound', async () => {
       const alice = await connect('v4-websocket', survivor.url, passwordOf('alice'));

@@ -7,28 +7,20 @@ import assert from 'node:assert/strict';
 import { createServer, connect as tcpConnect } from 'node:net';
 import {
   PG_URL, backends, notePgSkip, createDb, startNode, addUser, connectClient, connectRefused,
-  joinRoom, passwordOf, roomName, randomUUID, startRedis, waitUntil, metrics, metricSum, delay, untilDelivered,
+  joinRoom, passwordOf, roomName, randomUUID, waitUntil, metrics, metricSum, delay, untilDelivered,
 } from './lib/harness.mjs';
+import { startCluster, FAST_HEARTBEATS } from './lib/cluster.mjs';
 
 describe('Redis killed and restarted under traffic', { timeout: 60000 }, () => {
-  let redis, db, a, b;
-  const clients = [];
-  const connect = async (...args) => { const c = await connectClient(...args); clients.push(c); return c; };
+  let cluster, a, b;
+  const connect = (...args) => cluster.connect(...args);
 
   before(async () => {
-    redis = await startRedis();
-    db = await createDb(backends()[0].name);
-    a = await startNode({ db, env: { REDIS_URL: redis.url } });
-    b = await startNode({ db, env: { REDIS_URL: redis.url } });
-    await Promise.all(['alice', 'bob', 'carol'].map((u) => addUser(db, u, `${u}-pw`)));
+    cluster = await startCluster({ db: backends()[0].name });
+    [a, b] = cluster.nodes;
   });
 
-  after(async () => {
-    for (const c of clients) c.close();
-    await Promise.all([a, b].map((n) => n?.stop()));
-    await db?.drop().catch(() => {});
-    redis?.stop();
-  });
+  after(() => cluster?.stop());
 
   it('keeps nodes up and local delivery going, then resumes cross-node delivery', async () => {
     const alice = await connect('v4-websocket', a.url, passwordOf('alice'));
@@ -43,7 +35,7 @@ describe('Redis killed and restarted under traffic', { timeout: 60000 }, () => {
     const connected = async (n) => metricSum(await metrics(n.url), 'roomcast_adapter_connected');
     for (const n of [a, b]) assert.equal(await connected(n), 1, 'adapter connected');
 
-    redis.stop();
+    cluster.redis.stop();
     await delay(300);
     for (const n of [a, b]) assert.equal((await fetch(`${n.url}/livez`)).status, 200, 'node up');
     for (const n of [a, b]) assert.equal(await connected(n), 0, 'the outage shows in the gauge');
@@ -63,7 +55,7 @@ describe('Redis killed and restarted under traffic', { timeout: 60000 }, () => {
     assert.equal(metricSum(await metrics(a.url), 'roomcast_delivered_local_total', { nsp: '/' }), during.length);
     assert.equal((await alice.ack('request', { uuid: randomUUID(), route: 'echo', params: 1 })).ok, true);
 
-    redis = await startRedis({ port: redis.port });
+    await cluster.restartRedis();
     // Cross-node delivery comes back once the adapter has reconnected and subscribed.
     // Each node's publisher and subscriber reconnect on their own backoff: both ways.
     await untilDelivered(alice, bob, room, 'cross-node delivery after the restart', 15000);
@@ -119,8 +111,7 @@ describe('Postgres unavailable', { skip: !PG_URL && 'ROOMCAST_TEST_PG_URL is not
       env: {
         DATABASE_URL: url.toString(),
         ROOMCAST_DATABASE_ACQUIRE_TIMEOUT: '3s',
-        ROOMCAST_HEARTBEAT_INTERVAL: '200ms',
-        ROOMCAST_NODE_DEAD_AFTER: '1s',
+        ...FAST_HEARTBEATS,
       },
     });
     await Promise.all(['alice', 'bob', 'carol'].map((u) => addUser(db, u, `${u}-pw`)));

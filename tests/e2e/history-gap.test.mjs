@@ -6,36 +6,22 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import {
-  createDb, startNode, addUser, connectClient, joinRoom, passwordOf, roomName, startRedis,
-  metrics, metricSum, delay,
-} from './lib/harness.mjs';
+import { joinRoom, passwordOf, roomName, metrics, metricSum, delay } from './lib/harness.mjs';
+import { startCluster } from './lib/cluster.mjs';
 
 describe('history fills a gap in a node feed', { timeout: 60000 }, () => {
-  let redis, db;
-  const nodes = [];
-  const clients = [];
+  let cluster;
 
   before(async () => {
-    redis = await startRedis();
-    db = await createDb('sqlite');
-    const env = { REDIS_URL: redis.url };
-    nodes.push(await startNode({ db, env }), await startNode({ db, env }));
-    await Promise.all(['alice', 'bob'].map((u) => addUser(db, u, `${u}-pw`)));
+    cluster = await startCluster({ users: ['alice', 'bob'] });
   });
 
-  after(async () => {
-    for (const c of clients) c.close();
-    await Promise.all(nodes.map((n) => n.stop()));
-    await db?.drop().catch(() => {});
-    redis?.stop();
-  });
+  after(() => cluster?.stop());
 
   it('sends the events lost while the subscription was down, before the next one', async () => {
-    const [a, b] = nodes;
-    const alice = await connectClient('v4-websocket', a.url, passwordOf('alice'));
-    const bob = await connectClient('v4-websocket', b.url, passwordOf('bob'));
-    clients.push(alice, bob);
+    const [a, b] = cluster.nodes;
+    const alice = await cluster.connect('v4-websocket', a.url, passwordOf('alice'));
+    const bob = await cluster.connect('v4-websocket', b.url, passwordOf('bob'));
     const room = roomName('gap');
     await joinRoom(alice, room);
     await joinRoom(bob, room);
@@ -47,7 +33,7 @@ describe('history fills a gap in a node feed', { timeout: 60000 }, () => {
     // which they are gone; a round in which alice's node lost nothing is tried again.
     const gaps = async () => metricSum(await metrics(a.url), 'roomcast_history_resent_total', { reason: 'gap' });
     for (let round = 0; round < 5 && (await gaps()) === 0; round++) {
-      const killed = spawnSync('redis-cli', ['-p', String(redis.port), 'CLIENT', 'KILL', 'TYPE', 'pubsub']);
+      const killed = spawnSync('redis-cli', ['-p', String(cluster.redis.port), 'CLIENT', 'KILL', 'TYPE', 'pubsub']);
       assert.equal(killed.status, 0, String(killed.stderr));
       const until = Date.now() + 400;
       while (Date.now() < until) {

@@ -4,6 +4,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as h from './lib/harness.mjs';
+import { startCluster } from './lib/cluster.mjs';
 
 // Neither sorted nor reverse-sorted, nested, and in an array.
 const PAYLOAD = { z: 1, a: { y: true, b: [{ q: 1, c: 2 }] }, m: 'x', b: null };
@@ -18,29 +19,15 @@ const keyPaths = (value, path = '') => {
 };
 
 describe('object keys keep their order', { timeout: 60000 }, () => {
-  let redis, db;
-  const nodes = [];
-  const clients = [];
-  const connect = async (url, creds) => {
-    const c = await h.connectClient('v4-websocket', url, creds);
-    clients.push(c);
-    return c;
-  };
+  let cluster, db, nodes;
+  const connect = (url, creds) => cluster.connect('v4-websocket', url, creds);
 
   before(async () => {
-    redis = await h.startRedis();
-    db = await h.createDb('sqlite');
-    nodes.push(await h.startNode({ db, env: { REDIS_URL: redis.url } }));
-    nodes.push(await h.startNode({ db, env: { REDIS_URL: redis.url } }));
-    await Promise.all(['alice', 'bob'].map((u) => h.addUser(db, u, `${u}-pw`)));
+    cluster = await startCluster({ users: ['alice', 'bob'] });
+    ({ db, nodes } = cluster);
   });
 
-  after(async () => {
-    for (const c of clients) c.close();
-    await Promise.all(nodes.map((n) => n.stop()));
-    await db?.drop().catch(() => {});
-    redis?.stop();
-  });
+  after(() => cluster?.stop());
 
   it('in a message relayed to another node, in a request reply and in the stored row', async () => {
     const alice = await connect(nodes[0].url, h.passwordOf('alice'));

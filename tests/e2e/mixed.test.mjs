@@ -4,74 +4,37 @@
 // counts must be one truth whichever implementation holds a socket or makes a change.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  createDb, startNode, addUser, connectClient, joinRoom, passwordOf, assertFailure, roomName,
-  waitUntil, startRedis, randomUUID,
-} from './lib/harness.mjs';
-import { startNodePeer } from './lib/node-peer.mjs';
-import { startRedisCluster } from './lib/redis-cluster.mjs';
+import { joinRoom, passwordOf, assertFailure, roomName, waitUntil, randomUUID } from './lib/harness.mjs';
+import { startCluster } from './lib/cluster.mjs';
 
-const single = async () => {
-  const redis = await startRedis();
-  return { ...redis, nodeUrl: redis.url, peerUrl: redis.url };
-};
+// The Node peer runs the same adapter as the Roomcast nodes, sharded ones in `dynamic` mode.
 const MODES = [
-  { name: 'classic', redis: single, env: {}, peer: {} },
-  {
-    name: 'sharded',
-    redis: single,
-    env: { ROOMCAST_REDIS_MODE: 'sharded', ROOMCAST_REDIS_SUBSCRIPTION_MODE: 'dynamic' },
-    peer: { sharded: true, subscriptionMode: 'dynamic' },
-  },
-  {
-    name: 'sharded on a Redis Cluster',
-    redis: async () => {
-      const cluster = await startRedisCluster();
-      return { ...cluster, nodeUrl: cluster.clusterUrl, peerUrl: cluster.url };
-    },
-    env: { ROOMCAST_REDIS_MODE: 'sharded', ROOMCAST_REDIS_SUBSCRIPTION_MODE: 'dynamic' },
-    peer: { sharded: true, subscriptionMode: 'dynamic', cluster: true },
-  },
+  { name: 'classic', redis: 'single', mode: 'classic' },
+  { name: 'sharded', redis: 'single', mode: 'sharded' },
+  { name: 'sharded on a Redis Cluster', redis: 'cluster', mode: 'sharded' },
 ];
 
 for (const mode of MODES) {
   describe(`mixed cluster with a Node.js peer (${mode.name})`, { timeout: 120000 }, () => {
-    let redis, db, peer;
-    const nodes = [];
-    const clients = [];
-    const connect = async (...args) => {
-      const c = await connectClient(...args);
-      clients.push(c);
-      return c;
-    };
+    let cluster, db, nodes, peer;
+    const connect = (...args) => cluster.connect(...args);
     const row = (socket) => db.getSession(`roomcast:${socket.id}`);
     const rowRooms = async (socket) => (await row(socket))?.sess.rooms;
 
     before(async () => {
-      redis = await mode.redis();
-      db = await createDb('sqlite');
-      // Cluster queries give up after 2 s, well within a client's ack wait.
-      const env = {
-        REDIS_URL: redis.nodeUrl,
-        ROOMCAST_REQUEST_SERVER_EVENTS: 'echo',
-        ROOMCAST_REDIS_REQUEST_TIMEOUT: '2s',
-        ...mode.env,
-      };
-      nodes.push(await startNode({ db, env }));
-      nodes.push(await startNode({ db, env }));
-      await Promise.all(['alice', 'bob', 'carol'].map((u) => addUser(db, u, `${u}-pw`)));
-      peer = await startNodePeer(redis.peerUrl, mode.peer);
+      cluster = await startCluster({
+        redis: mode.redis,
+        mode: mode.mode,
+        // Cluster queries give up after 2 s, well within a client's ack wait.
+        env: { ROOMCAST_REQUEST_SERVER_EVENTS: 'echo', ROOMCAST_REDIS_REQUEST_TIMEOUT: '2s' },
+        peer: {},
+      });
+      ({ db, nodes, peer } = cluster);
       // Every server of `/` is subscribed: two Roomcast nodes and the peer.
       await waitUntil(async () => (await peer.call('serverCount')) === 3, 'three servers on /');
     });
 
-    after(async () => {
-      for (const c of clients) c.close();
-      await peer?.stop();
-      await Promise.all(nodes.map((n) => n.stop()));
-      await db?.drop().catch(() => {});
-      redis?.stop();
-    });
+    after(() => cluster?.stop());
 
     it("refuses to join any connected socket's private room, whatever holds it", async () => {
       const [a, b] = nodes;
@@ -184,7 +147,7 @@ for (const mode of MODES) {
     if (mode.name === 'classic') {
       it('refuses an id-shaped room name when the cluster cannot answer (fails closed)', async () => {
         const alice = await connect('v4-websocket', nodes[0].url, passwordOf('alice'));
-        redis.stop();
+        cluster.redis.stop();
         // The node notices the loss at once or on its first command; a name that cannot
         // be an id needs no cluster query and still works (without a history position:
         // the store is Redis too).

@@ -7,22 +7,17 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import {
-  startNode, addUser, connectClient, joinRoom, passwordOf, roomName, randomUUID, startRedis,
-  waitUntil, metrics, metricSum, lobbySession, delay,
+  joinRoom, passwordOf, roomName, randomUUID, waitUntil, metrics, metricSum, lobbySession, delay,
 } from './lib/harness.mjs';
+import { startCluster, FAST_HEARTBEATS } from './lib/cluster.mjs';
 import { startService } from './lib/services.mjs';
 
-const LIVENESS = {
-  ROOMCAST_HEARTBEAT_INTERVAL: '200ms',
-  ROOMCAST_NODE_DEAD_AFTER: '1s',
-  ROOMCAST_DATABASE_ACQUIRE_TIMEOUT: '500ms',
-};
+const LIVENESS = { ...FAST_HEARTBEATS, ROOMCAST_DATABASE_ACQUIRE_TIMEOUT: '500ms' };
 const OUTAGE_MS = 3000;
 
 describe('a Postgres outage longer than dead_after', { timeout: 90000 }, () => {
-  let postgres, redis, db, a, b;
-  const clients = [];
-  const connect = async (...args) => { const c = await connectClient(...args); clients.push(c); return c; };
+  let postgres, cluster, db, a, b;
+  const connect = (...args) => cluster.connect(...args);
   const query = async (sql, params = []) => {
     const client = new pg.Client({ connectionString: db.url, connectionTimeoutMillis: 5000 });
     await client.connect();
@@ -35,18 +30,12 @@ describe('a Postgres outage longer than dead_after', { timeout: 90000 }, () => {
 
   before(async () => {
     postgres = await startService('postgres');
-    redis = await startRedis();
-    db = { kind: 'postgres', url: postgres.url };
-    const env = { REDIS_URL: redis.url, ...LIVENESS };
-    a = await startNode({ db, env });
-    b = await startNode({ db, env });
-    await Promise.all(['alice', 'bob'].map((u) => addUser(db, u, `${u}-pw`)));
+    cluster = await startCluster({ db: { kind: 'postgres', url: postgres.url }, env: LIVENESS, users: ['alice', 'bob'] });
+    ({ db, nodes: [a, b] } = cluster);
   });
 
   after(async () => {
-    for (const c of clients) c.close();
-    await Promise.all([a, b].map((n) => n?.stop()));
-    redis?.stop();
+    await cluster?.stop();
     postgres?.stop();
   });
 

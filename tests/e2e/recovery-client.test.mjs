@@ -11,6 +11,7 @@ import { io } from 'socket.io-client';
 import { Emitter } from '@socket.io/redis-emitter';
 import { createClient } from 'redis';
 import * as h from './lib/harness.mjs';
+import { startCluster } from './lib/cluster.mjs';
 
 /** Imports the helper as the node serves it: the module has no imports of its own. */
 async function importHelper(url) {
@@ -272,26 +273,21 @@ describe('client helper roomcast.mjs', { timeout: 120000 }, () => {
 });
 
 describe('client helper roomcast.mjs in a cluster', { timeout: 120000 }, () => {
-  let redis, db, nodes = [], recoverable, publisher;
+  let cluster, nodes, recoverable, publisher;
   const sockets = [];
 
   before(async () => {
-    redis = await h.startRedis();
-    db = await h.createDb('sqlite');
-    nodes.push(await h.startNode({ db, env: { REDIS_URL: redis.url } }));
-    nodes.push(await h.startNode({ db, env: { REDIS_URL: redis.url } }));
-    await Promise.all(['alice', 'bob'].map((u) => h.addUser(db, u, `${u}-pw`)));
+    cluster = await startCluster({ users: ['alice', 'bob'] });
+    ({ nodes } = cluster);
     ({ recoverable } = await importHelper(nodes[0].url));
-    publisher = createClient({ url: redis.url });
+    publisher = createClient({ url: cluster.redis.url });
     await publisher.connect();
   });
 
   after(async () => {
     for (const socket of sockets) socket.close();
     await publisher?.quit().catch(() => {});
-    await Promise.all(nodes.map((n) => n.stop()));
-    await db?.drop().catch(() => {});
-    redis?.stop();
+    await cluster?.stop();
   });
 
   it('recovers on another node what was sent on a third one while away', async () => {

@@ -7,11 +7,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  PG_URL, createDb, startNode, addUser, mintToken, connectClient, assertFailure, roomName,
-  delay, randomUUID, startRedis, waitUntil, untilDelivered,
+  PG_URL, mintTokens, connectClient, assertFailure, roomName, delay, randomUUID, waitUntil, untilDelivered,
 } from './lib/harness.mjs';
 import { startNodePeer } from './lib/node-peer.mjs';
-import { startRedisCluster } from './lib/redis-cluster.mjs';
+import { startCluster, FAST_HEARTBEATS } from './lib/cluster.mjs';
 
 const USERS = ['alice', 'bob', 'carol', 'dave'];
 /** Room events that carry a position in the room's history. */
@@ -23,13 +22,6 @@ const closeAll = () => {
   opened.clear();
 };
 
-/** Users and JWTs on a fresh database of `kind` (the first node must have migrated it). */
-async function users(db) {
-  await Promise.all(USERS.map((u) => addUser(db, u, `${u}-pw`)));
-  const jwts = {};
-  for (const u of USERS) jwts[u] = await mintToken(db, u);
-  return jwts;
-}
 
 /**
  * Connects with a JWT (and `recover` when given, whatever its shape) and waits for the
@@ -402,22 +394,18 @@ async function gapByAge(url, jwt) {
 
 describe('room history and recovery on a cluster of three nodes', { timeout: 150000 }, () => {
   const HISTORY_SIZE = 20;
-  let redis, db, nodes = [], jwt;
+  let cluster, redis, db, nodes, jwt;
 
   before(async () => {
-    redis = await startRedis();
-    db = await createDb('sqlite');
-    const env = { REDIS_URL: redis.url, ROOMCAST_HISTORY_SIZE: String(HISTORY_SIZE), ROOMCAST_HISTORY_SKIP_PREFIXES: 'nohist-,ephemeral-' };
-    nodes.push(await startNode({ db, env }));
-    nodes.push(...(await Promise.all([1, 2].map(() => startNode({ db, env })))));
-    jwt = await users(db);
+    const env = { ROOMCAST_HISTORY_SIZE: String(HISTORY_SIZE), ROOMCAST_HISTORY_SKIP_PREFIXES: 'nohist-,ephemeral-' };
+    cluster = await startCluster({ nodes: 3, env, users: USERS });
+    ({ redis, db, nodes } = cluster);
+    jwt = await mintTokens(db, USERS);
   });
 
   after(async () => {
     closeAll();
-    await Promise.all(nodes.map((n) => n.stop()));
-    await db?.drop().catch(() => {});
-    redis?.stop();
+    await cluster?.stop();
   });
 
   it('numbers each room consecutively, shares offsets with invalidations, and pages history', async () => {
@@ -776,28 +764,22 @@ describe('room history and recovery on a cluster of three nodes', { timeout: 150
 // ---------------------------------------------------------------------------------------
 
 describe(`recovery after a node is killed or drained (${PG_URL ? 'postgres' : 'sqlite'})`, { timeout: 90000 }, () => {
-  // Fast heartbeats: a killed node is swept within about a second.
-  const LIVENESS = { ROOMCAST_HEARTBEAT_INTERVAL: '200ms', ROOMCAST_NODE_DEAD_AFTER: '1s' };
-  let redis, db, survivor, jwt;
-  const extra = [];
+  let cluster, db, survivor, jwt;
 
   before(async () => {
-    redis = await startRedis();
-    db = await createDb(PG_URL ? 'postgres' : 'sqlite');
-    survivor = await startNode({ db, env: { REDIS_URL: redis.url, ...LIVENESS } });
-    jwt = await users(db);
+    // Fast heartbeats: a killed node is swept within about a second.
+    cluster = await startCluster({ nodes: 1, db: PG_URL ? 'postgres' : 'sqlite', env: FAST_HEARTBEATS, users: USERS });
+    ({ db, nodes: [survivor] } = cluster);
+    jwt = await mintTokens(db, USERS);
   });
 
   after(async () => {
     closeAll();
-    await Promise.all([survivor, ...extra].map((n) => n?.stop()));
-    await db?.drop().catch(() => {});
-    redis?.stop();
+    await cluster?.stop();
   });
 
   it('recovers on a survivor after SIGKILL, at once and after the sweep', async () => {
-    const victim = await startNode({ db, env: { REDIS_URL: redis.url, ...LIVENESS } });
-    extra.push(victim);
+    const victim = await cluster.startNode();
     const room = roomName('killed');
     const { client: alice, recovery: ra } = await open(victim.url, jwt.alice);
     const { client: dave, recovery: rd } = await open(victim.url, jwt.dave, { kind: 'v4-polling' });
@@ -832,8 +814,7 @@ describe(`recovery after a node is killed or drained (${PG_URL ? 'postgres' : 's
   });
 
   it('recovers on a survivor after a drain, live during the drain delay, missed after it', async () => {
-    const draining = await startNode({ db, env: { REDIS_URL: redis.url, ...LIVENESS, ROOMCAST_DRAIN_DELAY: '800ms', ROOMCAST_SHUTDOWN_TIMEOUT: '5s' } });
-    extra.push(draining);
+    const draining = await cluster.startNode({ ROOMCAST_DRAIN_DELAY: '800ms', ROOMCAST_SHUTDOWN_TIMEOUT: '5s' });
     const room = roomName('drained');
     const { client: alice, recovery } = await open(draining.url, jwt.alice);
     const bob = await first(survivor.url, jwt.bob);
@@ -860,22 +841,17 @@ describe(`recovery after a node is killed or drained (${PG_URL ? 'postgres' : 's
 // ---------------------------------------------------------------------------------------
 
 describe('room history on a three-master Redis Cluster, sharded pub/sub (sqlite)', { timeout: 90000 }, () => {
-  let cluster, db, nodes = [], jwt;
+  let cluster, nodes, jwt;
 
   before(async () => {
-    cluster = await startRedisCluster();
-    db = await createDb('sqlite');
-    const env = { REDIS_URL: cluster.clusterUrl, ROOMCAST_REDIS_MODE: 'sharded', ROOMCAST_REDIS_SUBSCRIPTION_MODE: 'dynamic' };
-    nodes.push(await startNode({ db, env }));
-    nodes.push(await startNode({ db, env }));
-    jwt = await users(db);
+    cluster = await startCluster({ redis: 'cluster', mode: 'sharded', subscriptionMode: 'dynamic', users: USERS });
+    ({ nodes } = cluster);
+    jwt = await mintTokens(cluster.db, USERS);
   });
 
   after(async () => {
     closeAll();
-    await Promise.all(nodes.map((n) => n.stop()));
-    await db?.drop().catch(() => {});
-    cluster?.stop();
+    await cluster?.stop();
   });
 
   it('keeps each room in offset order under concurrent senders on both nodes', async () => {
@@ -890,23 +866,18 @@ describe('room history on a three-master Redis Cluster, sharded pub/sub (sqlite)
 // ---------------------------------------------------------------------------------------
 
 describe('recovery across a Redis outage and restart (sqlite)', { timeout: 90000 }, () => {
-  let redis, db, nodes = [], jwt;
+  let cluster, nodes, jwt;
 
   before(async () => {
-    redis = await startRedis();
-    db = await createDb('sqlite');
     // Commands to a Redis that is away fail within a second.
-    const env = { REDIS_URL: redis.url, ROOMCAST_REDIS_REQUEST_TIMEOUT: '1s' };
-    nodes.push(await startNode({ db, env }));
-    nodes.push(await startNode({ db, env }));
-    jwt = await users(db);
+    cluster = await startCluster({ env: { ROOMCAST_REDIS_REQUEST_TIMEOUT: '1s' }, users: USERS });
+    ({ nodes } = cluster);
+    jwt = await mintTokens(cluster.db, USERS);
   });
 
   after(async () => {
     closeAll();
-    await Promise.all(nodes.map((n) => n.stop()));
-    await db?.drop().catch(() => {});
-    redis?.stop();
+    await cluster?.stop();
   });
 
   it('answers at once while Redis is away: history_unavailable, unavailable, local delivery; the room still back', async () => {
@@ -920,7 +891,7 @@ describe('recovery across a Redis outage and restart (sqlite)', { timeout: 90000
     const from = positions(alice, [room]);
     await dropTransport(alice);
 
-    redis.stop();
+    cluster.redis.stop();
     let observed;
     try {
       await delay(300);
@@ -943,7 +914,7 @@ describe('recovery across a Redis outage and restart (sqlite)', { timeout: 90000
         liveOnThisNode: localId ? await seen(back ?? carol, room, localId).then(() => true, () => false) : false,
       };
     } finally {
-      redis = await startRedis({ port: redis.port });
+      await cluster.restartRedis();
       await untilDelivered(bob, carol, room, 'the cluster back on the new Redis', 15000);
     }
     assert.deepEqual({ ...observed, send: observed.send?.delivered ?? observed.send }, {
@@ -967,9 +938,9 @@ describe('recovery across a Redis outage and restart (sqlite)', { timeout: 90000
     const from = positions(alice, [room]);
     await dropTransport(alice);
 
-    redis.stop();
+    cluster.redis.stop();
     await delay(300);
-    redis = await startRedis({ port: redis.port });
+    await cluster.restartRedis();
     await untilDelivered(bob, carol, room, 'the cluster back on the new Redis', 15000);
     const last = await seen(carol, room, await say(carol, room, 'on the new Redis'));
     assert.notEqual(last.epoch, from[room].epoch, `a new epoch after the history was lost: ${JSON.stringify(last)}`);
@@ -1000,20 +971,17 @@ describe('recovery across a Redis outage and restart (sqlite)', { timeout: 90000
 // ---------------------------------------------------------------------------------------
 
 describe('history age (sqlite)', { timeout: 60000 }, () => {
-  let redis, db, node, jwt;
+  let cluster, node, jwt;
 
   before(async () => {
-    redis = await startRedis();
-    db = await createDb('sqlite');
-    node = await startNode({ db, env: { REDIS_URL: redis.url, ROOMCAST_HISTORY_TTL: '1s' } });
-    jwt = await users(db);
+    cluster = await startCluster({ nodes: 1, env: { ROOMCAST_HISTORY_TTL: '1s' }, users: USERS });
+    ({ nodes: [node] } = cluster);
+    jwt = await mintTokens(cluster.db, USERS);
   });
 
   after(async () => {
     closeAll();
-    await node?.stop();
-    await db?.drop().catch(() => {});
-    redis?.stop();
+    await cluster?.stop();
   });
 
   it('says gap_too_large once the missed messages outlived history.ttl', async () => {
@@ -1024,18 +992,17 @@ describe('history age (sqlite)', { timeout: 60000 }, () => {
 // ---------------------------------------------------------------------------------------
 
 describe('recovery on a single node without Redis (sqlite)', { timeout: 60000 }, () => {
-  let db, node, jwt;
+  let cluster, node, jwt;
 
   before(async () => {
-    db = await createDb('sqlite');
-    node = await startNode({ db });
-    jwt = await users(db);
+    cluster = await startCluster({ nodes: 1, redis: 'none', users: USERS });
+    ({ nodes: [node] } = cluster);
+    jwt = await mintTokens(cluster.db, USERS);
   });
 
   after(async () => {
     closeAll();
-    await node?.stop();
-    await db?.drop().catch(() => {});
+    await cluster?.stop();
   });
 
   it('recovers after a drop and a disconnect, and says epoch_changed after a restart', async () => {
@@ -1072,7 +1039,7 @@ describe('recovery on a single node without Redis (sqlite)', { timeout: 60000 },
     from = positions(third.client, [r1, r2]);
     await node.stop();
     await third.client.waitDisconnect();
-    node = await startNode({ db });
+    node = await cluster.startNode();
     const { client: back, recovery: r } = await open(node.url, jwt.alice, { recover: { token: third.recovery.token, rooms: from } });
     assert.equal(r.recovered, false, JSON.stringify(r));
     assert.equal(r.reason, undefined, 'the credential survived the restart');
@@ -1084,7 +1051,7 @@ describe('recovery on a single node without Redis (sqlite)', { timeout: 60000 },
   });
 
   it('refuses a credential once rooms.resume_ttl has passed since its socket went away', async () => {
-    const short = await startNode({ db, env: { ROOMCAST_RESUME_TTL: '1s' } });
+    const short = await cluster.startNode({ ROOMCAST_RESUME_TTL: '1s' });
     try {
       const room = roomName('resume-ttl');
       const { client: alice, recovery } = await open(short.url, jwt.alice);
@@ -1114,7 +1081,7 @@ describe('recovery on a single node without Redis (sqlite)', { timeout: 60000 },
   });
 
   it('gives rooms back without history when history.enabled is false', async () => {
-    const off = await startNode({ db, env: { ROOMCAST_HISTORY_ENABLED: 'false' } });
+    const off = await cluster.startNode({ ROOMCAST_HISTORY_ENABLED: 'false' });
     try {
       await recoversWithoutHistory([off.url], jwt, roomName('off'));
     } finally {
@@ -1150,8 +1117,8 @@ describe('recovery on a single node without Redis (sqlite)', { timeout: 60000 },
   });
 
   it('says gap_too_large past history.size and history.ttl (in-process history)', async () => {
-    const small = await startNode({ db, env: { ROOMCAST_HISTORY_SIZE: '5' } });
-    const young = await startNode({ db, env: { ROOMCAST_HISTORY_TTL: '1s' } });
+    const small = await cluster.startNode({ ROOMCAST_HISTORY_SIZE: '5' });
+    const young = await cluster.startNode({ ROOMCAST_HISTORY_TTL: '1s' });
     try {
       await gapBySize([small.url], jwt, 5);
       await gapByAge(young.url, jwt);

@@ -11,9 +11,10 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import {
-  REPO, backends, notePgSkip, createDb, startNode, addUser, connectClient, joinRoom, passwordOf,
-  assertFailure, roomName, metrics, metricSum, delay, randomUUID, startRedis, waitUntil,
+  REPO, backends, notePgSkip, joinRoom, passwordOf, assertFailure, roomName, metrics, metricSum, delay, randomUUID,
+  waitUntil,
 } from './lib/harness.mjs';
+import { startCluster } from './lib/cluster.mjs';
 
 const WORKER = join(REPO, 'examples', 'worker', 'worker.mjs');
 
@@ -121,16 +122,13 @@ async function monitor(redisUrl) {
 
 for (const backend of backends()) {
   describe(`request routing in a three-node cluster (${backend.name})`, { skip: backend.skip, timeout: 120000 }, () => {
-    let redis, db, upstream, otlp, nodes = [], server;
+    let cluster, redis, upstream, otlp, nodes, server;
     const workers = [];
-    const clients = [];
-    const connect = async (...args) => { const c = await connectClient(...args); clients.push(c); return c; };
+    const connect = (...args) => cluster.connect(...args);
     const request = (client, route, params, uuid = randomUUID()) => client.ack('request', { uuid, route, params });
 
     before(async () => {
       notePgSkip();
-      redis = await startRedis();
-      db = await createDb(backend.name);
       upstream = await startUpstream();
       otlp = await startOtlpReceiver();
       const routes = [
@@ -140,30 +138,28 @@ for (const backend of backends()) {
         '{prefix="presence.", kind="worker", stream="nodes"}',
         '{prefix="void.", kind="worker", stream="void", timeout="400ms"}',
       ];
-      const env = {
-        REDIS_URL: redis.url,
-        ROOMCAST_REQUEST_ROUTES: `[${routes.join(', ')}]`,
-        ROOMCAST_REQUEST_CLAIM_AFTER: '1s',
-        OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
-        OTEL_BSP_SCHEDULE_DELAY: '100',
-      };
-      nodes.push(await startNode({ db, env }));
-      nodes.push(await startNode({ db, env }));
-      // The third node also answers the "nodes" stream with its built-in routes.
-      server = await startNode({ db, env: { ...env, ROOMCAST_REQUEST_SERVE: 'nodes' } });
-      nodes.push(server);
+      cluster = await startCluster({
+        nodes: 3,
+        db: backend.name,
+        env: {
+          ROOMCAST_REQUEST_ROUTES: `[${routes.join(', ')}]`,
+          ROOMCAST_REQUEST_CLAIM_AFTER: '1s',
+          OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+          OTEL_BSP_SCHEDULE_DELAY: '100',
+        },
+        // The third node also answers the "nodes" stream with its built-in routes.
+        nodeEnv: (i) => (i === 2 ? { ROOMCAST_REQUEST_SERVE: 'nodes' } : {}),
+      });
+      ({ redis, nodes } = cluster);
+      server = nodes[2];
       workers.push(await startWorker(redis.url, 'w1'));
-      await Promise.all(['alice', 'bob', 'carol'].map((u) => addUser(db, u, `${u}-pw`)));
     });
 
     after(async () => {
-      for (const c of clients) c.close();
       await Promise.all(workers.map((w) => w.kill('SIGKILL')));
-      await Promise.all(nodes.map((n) => n.stop()));
+      await cluster?.stop();
       upstream?.close();
       otlp?.close();
-      await db?.drop().catch(() => {});
-      redis?.stop();
     });
 
     it('answers every kind of handler, each reply to its initiator only', async () => {

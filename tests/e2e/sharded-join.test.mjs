@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as h from './lib/harness.mjs';
-import { startRedisCluster } from './lib/redis-cluster.mjs';
+import { startCluster } from './lib/cluster.mjs';
 
 const MESSAGES = 50;
 const ROUNDS = 3;
@@ -18,30 +18,15 @@ async function received(client, tag, ms) {
 
 for (const subscriptionMode of ['dynamic', 'dynamic-private']) {
   describe(`sharded ${subscriptionMode} on a Redis Cluster: joined means will receive`, { timeout: 120000 }, () => {
-    let redis, db;
-    const nodes = [];
-    const clients = [];
-    const connect = async (url, creds) => {
-      const c = await h.connectClient('v4-websocket', url, creds);
-      clients.push(c);
-      return c;
-    };
+    let cluster, nodes;
+    const connect = (url, creds) => cluster.connect('v4-websocket', url, creds);
 
     before(async () => {
-      redis = await startRedisCluster();
-      db = await h.createDb('sqlite');
-      const env = { REDIS_URL: redis.clusterUrl, ROOMCAST_REDIS_MODE: 'sharded', ROOMCAST_REDIS_SUBSCRIPTION_MODE: subscriptionMode };
-      nodes.push(await h.startNode({ db, env }));
-      nodes.push(await h.startNode({ db, env }));
-      await Promise.all(['alice', 'bob'].map((u) => h.addUser(db, u, `${u}-pw`)));
+      cluster = await startCluster({ redis: 'cluster', mode: 'sharded', subscriptionMode, users: ['alice', 'bob'] });
+      ({ nodes } = cluster);
     });
 
-    after(async () => {
-      for (const c of clients) c.close();
-      await Promise.all(nodes.map((n) => n.stop()));
-      await db?.drop().catch(() => {});
-      redis?.stop();
-    });
+    after(() => cluster?.stop());
 
     it(`${MESSAGES} messages sent from another node right after each join ack: none lost`, async () => {
       const alice = await connect(nodes[0].url, h.passwordOf('alice'));

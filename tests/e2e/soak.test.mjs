@@ -6,9 +6,9 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import {
-  createDb, startNode, addUser, connectClient, joinRoom, passwordOf, roomName, randomUUID,
-  startRedis, waitUntil, delay, CLIENT_KINDS,
+  connectClient, joinRoom, passwordOf, roomName, randomUUID, waitUntil, delay, CLIENT_KINDS,
 } from './lib/harness.mjs';
+import { startCluster } from './lib/cluster.mjs';
 
 const SECONDS = Number(process.env.ROOMCAST_SOAK_SECONDS || 60);
 const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina', 'hugo'];
@@ -17,24 +17,16 @@ const fds = (pid) => readdirSync(`/proc/${pid}/fd`).length;
 const rss = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
 
 describe('soak with churn', { timeout: (SECONDS + 120) * 1000 }, () => {
-  let redis, db, nodes = [];
+  let cluster, db, nodes;
 
   before(async () => {
-    redis = await startRedis();
-    db = await createDb('sqlite');
     // A small pool: it fills during the warm-up, so descriptors that appear later are
     // not the pool growing.
-    const env = { REDIS_URL: redis.url, ROOMCAST_DATABASE_MAX_CONNECTIONS: '2' };
-    nodes.push(await startNode({ db, env }));
-    nodes.push(await startNode({ db, env }));
-    await Promise.all(USERS.map((u) => addUser(db, u, `${u}-pw`)));
+    cluster = await startCluster({ env: { ROOMCAST_DATABASE_MAX_CONNECTIONS: '2' }, users: USERS });
+    ({ db, nodes } = cluster);
   });
 
-  after(async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
-    await db?.drop().catch(() => {});
-    redis?.stop();
-  });
+  after(() => cluster?.stop());
 
   /** One client's life: connect, join, talk, ask, leave. */
   async function life(i) {

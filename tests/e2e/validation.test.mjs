@@ -11,12 +11,11 @@ h.notePgSkip();
 
 for (const backend of h.backends()) {
   describe(`validation [${backend.name}]`, { skip: backend.skip }, () => {
-    let s;
-    const tokens = {};
+    let s, tokens;
 
     before(async () => {
       s = await h.setupNode(backend.name);
-      for (const u of ['alice', 'bob']) tokens[u] = await h.mintToken(s.db, u);
+      tokens = await h.mintTokens(s.db, ['alice', 'bob']);
     });
     after(async () => {
       await s?.teardown();

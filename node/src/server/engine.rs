@@ -6,14 +6,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Router;
-use roomcast_adapter::{AdapterConfig, AdapterMode, Cluster, ClusterAdapter, SubscriptionMode};
+use roomcast_adapter::{AdapterConfig, Cluster, ClusterAdapter};
 use socketioxide::adapter::{Adapter, Emitter, LocalAdapter};
 use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_core::adapter::DefinedAdapter;
 
 use super::StartError;
 use crate::apps::{self, App, workspace::Workspace};
-use crate::config::{RedisConfig, RedisMode, SubscriptionModeConfig};
 use crate::core::db::DbError;
 use crate::core::history::History;
 use crate::core::history::memory::MemoryStore;
@@ -65,9 +64,9 @@ impl Engine {
         };
         let redis = &state.config.redis;
         let cluster = Cluster::connect(AdapterConfig {
-            redis_url: url.clone(),
+            redis_url: url.expose().to_owned(),
             cluster: redis.cluster,
-            mode: adapter_mode(redis),
+            mode: redis.mode.with_subscription_mode(redis.subscription_mode),
             key: redis.key.clone(),
             request_timeout: redis.request_timeout,
             ..AdapterConfig::default()
@@ -169,20 +168,6 @@ async fn prepare<A: Adapter + DefinedAdapter>(
     Ok(apps::mount_all(io, state))
 }
 
-/// The adapter's mode, from `redis.mode` and `redis.subscription_mode`.
-fn adapter_mode(redis: &RedisConfig) -> AdapterMode {
-    match redis.mode {
-        RedisMode::Classic => AdapterMode::Classic,
-        RedisMode::Sharded => AdapterMode::Sharded {
-            subscription_mode: match redis.subscription_mode {
-                SubscriptionModeConfig::Static => SubscriptionMode::Static,
-                SubscriptionModeConfig::Dynamic => SubscriptionMode::Dynamic,
-                SubscriptionModeConfig::DynamicPrivate => SubscriptionMode::DynamicPrivate,
-            },
-        },
-    }
-}
-
 fn members<A: Adapter>(io: &SocketIo<A>) -> Vec<(Arc<Member>, Vec<String>)> {
     apps::paths()
         .into_iter()
@@ -224,7 +209,7 @@ async fn start_history<A: Adapter>(state: &AppState, io: &SocketIo<A>) -> Result
         None => History::Memory(MemoryStore::new(config.history.clone(), feed)),
         Some(url) => {
             let settings = RedisSettings {
-                url,
+                url: url.expose(),
                 cluster: config.redis.cluster,
                 key: &config.redis.key,
                 timeout: config.redis.request_timeout,

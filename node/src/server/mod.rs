@@ -16,7 +16,9 @@ pub mod http;
 mod lifecycle;
 
 use crate::apps;
-use crate::config::{Config, RedisConfig, RedisMode};
+use roomcast_adapter::AdapterMode;
+
+use crate::config::{Config, RedisConfig};
 use crate::core::auth::{AuthMethod, Authenticator};
 use crate::core::build::BuildInfo;
 use crate::core::db::{Db, DbError};
@@ -183,7 +185,7 @@ fn log_listening(state: &AppState, addr: SocketAddr, ops: SocketAddr) {
         node = %state.node_id,
         version = %build.version,
         commit = %build.commit,
-        store = %store_kind(&config.database.url),
+        store = %store_kind(config.database.url.expose()),
         adapter = %adapter_kind(&config.redis),
         auth = %auth_methods(config).join(","),
         guests = %config.auth.guest_namespaces.join(","),
@@ -200,8 +202,8 @@ fn store_kind(url: &str) -> &'static str {
 fn adapter_kind(redis: &RedisConfig) -> &'static str {
     match (&redis.url, redis.mode) {
         (None, _) => "local",
-        (Some(_), RedisMode::Classic) => "redis-classic",
-        (Some(_), RedisMode::Sharded) => "redis-sharded",
+        (Some(_), AdapterMode::Classic) => "redis-classic",
+        (Some(_), AdapterMode::Sharded { .. }) => "redis-sharded",
     }
 }
 

@@ -6,7 +6,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::config::JwtConfig;
+use crate::config::{JwtAlgorithm, JwtConfig};
 
 /// Claims Roomcast reads and writes. Other claims are ignored.
 #[derive(Debug, Serialize, Deserialize)]
@@ -68,11 +68,10 @@ pub enum KeyError {
 }
 
 fn algorithm(config: &JwtConfig) -> Algorithm {
-    match config.algorithm.as_str() {
-        "RS256" => Algorithm::RS256,
-        "ES256" => Algorithm::ES256,
-        // Config validation admits only the three names.
-        _ => Algorithm::HS256,
+    match config.algorithm {
+        JwtAlgorithm::Hs256 => Algorithm::HS256,
+        JwtAlgorithm::Rs256 => Algorithm::RS256,
+        JwtAlgorithm::Es256 => Algorithm::ES256,
     }
 }
 
@@ -93,7 +92,9 @@ impl JwtVerifier {
     pub fn from_config(config: &JwtConfig) -> Result<Option<Self>, KeyError> {
         let alg = algorithm(config);
         let key = match (alg, &config.secret, &config.public_key_file) {
-            (Algorithm::HS256, Some(secret), _) => DecodingKey::from_secret(secret.as_bytes()),
+            (Algorithm::HS256, Some(secret), _) => {
+                DecodingKey::from_secret(secret.expose().as_bytes())
+            }
             (Algorithm::RS256, _, Some(path)) => DecodingKey::from_rsa_pem(&read_pem(path)?)
                 .map_err(|source| KeyError::Parse { field: "public_key_file", source })?,
             (Algorithm::ES256, _, Some(path)) => DecodingKey::from_ec_pem(&read_pem(path)?)
@@ -138,7 +139,7 @@ impl JwtVerifier {
 pub fn mint(config: &JwtConfig, login: &str) -> Result<String, KeyError> {
     let alg = algorithm(config);
     let key = match (alg, &config.secret, &config.private_key_file) {
-        (Algorithm::HS256, Some(secret), _) => EncodingKey::from_secret(secret.as_bytes()),
+        (Algorithm::HS256, Some(secret), _) => EncodingKey::from_secret(secret.expose().as_bytes()),
         (Algorithm::RS256, _, Some(path)) => EncodingKey::from_rsa_pem(&read_pem(path)?)
             .map_err(|source| KeyError::Parse { field: "private_key_file", source })?,
         (Algorithm::ES256, _, Some(path)) => EncodingKey::from_ec_pem(&read_pem(path)?)

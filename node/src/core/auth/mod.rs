@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, Secret};
 use crate::core::db::{Db, DbError};
 use crate::protocol::names::Login;
 use jwt::{JwtVerifier, TokenError};
@@ -193,7 +193,7 @@ pub enum AuthError {
 pub struct Authenticator {
     db: Db,
     jwt: Option<JwtVerifier>,
-    session_secret: Option<String>,
+    session_secret: Option<Secret>,
     limiter: Arc<limiter::FailureLimiter>,
     /// Where password checks run (bounded threads and queue).
     hashing: Arc<password::VerifyPool>,
@@ -270,7 +270,7 @@ impl Authenticator {
     }
 
     async fn check_cookie(&self, value: &str) -> Result<String, AuthError> {
-        let secret = self.session_secret.as_deref().ok_or(AuthError::BadCookie)?;
+        let secret = self.session_secret.as_ref().ok_or(AuthError::BadCookie)?.expose();
         let sid = cookie::unsign(value, secret).ok_or(AuthError::BadCookie)?;
         let sess = self.db.live_session(&sid).await.map_err(AuthError::Unavailable)?;
         sess.as_ref().and_then(cookie::session_user).ok_or(AuthError::BadCookie)

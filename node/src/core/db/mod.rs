@@ -59,10 +59,11 @@ impl Db {
     /// Connects without touching the schema.
     pub async fn connect(config: &DatabaseConfig) -> Result<Self, DbError> {
         let timeout = config.acquire_timeout;
-        if config.url.starts_with("sqlite:") {
+        let url = config.url.expose();
+        if url.starts_with("sqlite:") {
             // WAL lets readers go on while a writer commits; the busy timeout makes
             // concurrent writers wait instead of failing at once.
-            let options = SqliteConnectOptions::from_str(&config.url)?
+            let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(5));
@@ -76,7 +77,7 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(config.max_connections)
                 .acquire_timeout(timeout)
-                .connect(&config.url)
+                .connect(url)
                 .await?;
             Ok(Db::Postgres(pool))
         }
@@ -126,7 +127,7 @@ pub(crate) mod testing {
     pub(crate) async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = DatabaseConfig {
-            url: format!("sqlite://{}", dir.path().join("t.db").display()),
+            url: format!("sqlite://{}", dir.path().join("t.db").display()).into(),
             ..DatabaseConfig::default()
         };
         let db = Db::connect(&config).await.expect("sqlite");
@@ -140,7 +141,8 @@ pub(crate) mod testing {
         let name = format!("rc_unit_{}", uuid::Uuid::new_v4().simple());
         sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create db");
         let (base, _) = admin_url.rsplit_once('/').expect("url with a database");
-        let config = DatabaseConfig { url: format!("{base}/{name}"), ..DatabaseConfig::default() };
+        let config =
+            DatabaseConfig { url: format!("{base}/{name}").into(), ..DatabaseConfig::default() };
         let db = Db::connect(&config).await.expect("postgres");
         db.migrate().await.expect("migrate");
         Some(TestDb { db, _dir: None })

@@ -2,16 +2,16 @@
 //! route, and the answer delivered by the node that holds the socket, to that socket
 //! only, as `request <uuid>` and in the ack.
 //!
-//! Three kinds of handler (see [`routes`]): built-in routes run on the receiving node;
-//! HTTP upstreams ([`upstream`]) get a POST; worker routes are queued on a Redis stream
-//! ([`queue`]) that workers in any language, or other nodes (`requests.serve`), read.
+//! Three kinds of handler (see [`RouteTable`]): built-in routes run on the receiving
+//! node; HTTP upstreams ([`upstream`]) get a POST; worker routes are queued on a Redis
+//! stream ([`queue`]) that workers in any language, or other nodes (`requests.serve`),
+//! read.
 //! A worker publishes its reply on the origin node's own channel, so a reply is one
 //! PUBLISH that only that node receives. Every request is bounded by its route's
 //! timeout and counted in `roomcast_request_duration_seconds{route,kind}`.
 
 pub mod builtin;
 pub mod queue;
-pub mod routes;
 pub mod upstream;
 pub mod wire;
 
@@ -21,13 +21,12 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, RouteKind};
+use crate::config::{Config, RouteKind, RouteTable};
 use crate::core::db::Db;
 use crate::core::metrics::Metrics;
 use crate::core::reply::{ClientError, Code};
 use crate::protocol::request::{Request, RequestUuid};
 use queue::{Queue, QueueError, QueueSettings};
-use routes::RouteTable;
 use upstream::Upstream;
 use wire::Job;
 /// The user named in the requests of inter-server events (no password login can
@@ -134,7 +133,7 @@ impl Dispatcher {
             Some(url) if !streams.is_empty() => Some(
                 Queue::start(
                     QueueSettings {
-                        url,
+                        url: url.expose(),
                         prefix: &requests.key_prefix,
                         node_id,
                         streams,

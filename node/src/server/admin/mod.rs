@@ -104,7 +104,7 @@ impl<A: Adapter> Clone for Admin<A> {
 /// The admin routes, guarded by the token; none when `admin.token` is unset.
 pub fn routes<A: Adapter>(app: &AppState, io: SocketIo<A>) -> Router {
     let Some(token) = &app.config.admin.token else { return Router::new() };
-    let expected = TokenDigest(Sha256::digest(token.as_bytes()).into());
+    let expected = TokenDigest(Sha256::digest(token.expose().as_bytes()).into());
     let admin = Admin { app: app.clone(), io };
     Router::new()
         .route("/admin/nodes", get(nodes::<A>))

@@ -1,9 +1,41 @@
-//! Which handler answers a route: the longest configured prefix, else a built-in route
-//! of that exact name, else none.
+//! The routing rules of `requests.routes` and which handler answers a route: the
+//! longest configured prefix, else a built-in route of that exact name, else none.
+//! Pure, so validation can check names against it and the dispatcher can route by it.
 
 use std::time::Duration;
 
-use crate::config::{RouteConfig, RouteKind};
+use serde::{Deserialize, Serialize};
+
+/// One routing rule for `request` events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Routes starting with this (`billing.`), or exactly this (`echo`). Required.
+    pub prefix: String,
+    /// Who answers. Required.
+    pub kind: RouteKind,
+    /// `upstream`: the URL the request is POSTed to. Default: unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `worker`: the stream the request is queued on. Default: unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// This route's timeout instead of `requests.timeout`. Default: unset.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+/// Kinds of request handlers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteKind {
+    /// A built-in route, run on the node that received the request.
+    Builtin,
+    /// An HTTP service.
+    Upstream,
+    /// A Redis stream read by workers (or by nodes listed in `requests.serve`).
+    Worker,
+}
 
 /// Routes every node answers itself unless a configured route says otherwise.
 pub const BUILTIN: &[&str] = &["echo", "time", "rooms.list", "presence.room"];
