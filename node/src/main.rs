@@ -12,6 +12,7 @@ use roomcast_node::config::{CONFIG_FILE_ENV, Config, ConfigError, Secret, unknow
 use roomcast_node::core::auth::{jwt, password};
 use roomcast_node::core::build::BuildInfo;
 use roomcast_node::core::db::Db;
+use roomcast_node::protocol::names::Login;
 use roomcast_node::server::admin::client::{AdminClient, segment};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -291,9 +292,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
         }
         Command::User { command: UserCommand::Add { login, password } } => {
-            if !password::valid_login(&login) {
-                bail!("login must be 1-64 characters of [A-Za-z0-9_.@-]");
-            }
+            Login::parse(login.as_str())?;
             let password = new_password(password)?;
             let hash = password::hash(&password)?;
             let db = store(&config).await?;

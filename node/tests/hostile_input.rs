@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 use roomcast_node::core::auth::Credentials;
-use roomcast_node::core::requests::Request;
 use roomcast_node::core::requests::wire::{Job, JobReply};
+use roomcast_node::protocol::request::Request;
 use roomcast_node::protocol::room;
 use serde_json::Value;
 

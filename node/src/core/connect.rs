@@ -11,8 +11,10 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 
 use crate::core::auth::{AuthError, Credentials};
+use crate::core::metrics::ErrorKind;
 use crate::core::session::{Member, socket_rooms};
 use crate::core::state::AppState;
+use crate::protocol::names::Login;
 
 /// Why a connection was refused; the text is the client's `connect_error` message.
 #[derive(Debug, thiserror::Error)]
@@ -62,15 +64,12 @@ pub async fn authenticate<A: Adapter>(
     let method = credentials.method().as_str();
     // A claimed login goes to the log only in the form logins have (no control
     // characters, bounded length): it is client input.
-    let claimed = credentials
-        .login()
-        .filter(|login| crate::core::auth::password::valid_login(login))
-        .map(str::to_owned);
+    let claimed = credentials.login().and_then(|login| Login::parse(login).ok());
     let identity = match app.auth.authenticate(credentials, address).await {
         Ok(identity) => identity,
         Err(e) => {
             if matches!(e, AuthError::Unavailable(_)) {
-                app.metrics.errors.with_label_values(&["database"]).inc();
+                app.metrics.error(ErrorKind::Database).inc();
                 tracing::warn!(error = ?e, "handshake refused: store unavailable");
             }
             let result =
@@ -82,7 +81,7 @@ pub async fn authenticate<A: Adapter>(
     let member = admit(s, Member::new(identity, s.id.to_string(), app.node_id.clone(), &ns));
     let ttl = app.config.database.session_ttl;
     if let Err(e) = member.insert_row(&app.db, ttl, || socket_rooms(s)).await {
-        app.metrics.errors.with_label_values(&["database"]).inc();
+        app.metrics.error(ErrorKind::Database).inc();
         tracing::warn!(error = %e, "handshake refused: session row not written");
         let e = AuthError::Unavailable(e);
         count(method, Some(&member.identity.user), "refused", Some(&e));
@@ -191,7 +190,7 @@ impl Drop for Presence {
 pub async fn rooms_ready(app: &AppState, ns: &str, rooms: Vec<String>) {
     let Some(cluster) = app.cluster() else { return };
     if let Err(e) = cluster.rooms_ready(ns, &rooms, app.config.redis.request_timeout).await {
-        app.metrics.errors.with_label_values(&["redis"]).inc();
+        app.metrics.error(ErrorKind::Redis).inc();
         tracing::warn!(error = %e, ns, "room channels not confirmed; messages sent meanwhile may be missed");
     }
 }

@@ -18,6 +18,61 @@ use roomcast_adapter::AdapterMetrics;
 
 use crate::core::build::BuildInfo;
 use crate::core::process::ProcessCollector;
+use crate::protocol::error::Code;
+
+/// What went wrong: the `kind` label of `roomcast_errors_total`. Dashboards and alerts
+/// read these values, so they never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind<'a> {
+    /// The SQL store failed.
+    Database,
+    /// A Redis command failed (room history, worker queue, room channels).
+    Redis,
+    /// A worker published a reply that cannot be read.
+    WorkerReply,
+    /// A connection closed at once: its address has too many without a request head.
+    PendingLimit,
+    /// A handshake refused: its address has too many sessions without a namespace.
+    HandshakeLimit,
+    /// An Engine.IO request refused: its session belongs to another client address.
+    SessionGuard,
+    /// A client error, by its code.
+    Client(Code),
+    /// An HTTP upstream answered with an error status.
+    UpstreamStatus,
+    /// A worker failed with a code of its own: those are not a bounded set.
+    HandlerError,
+    /// An `error {message}` event of an example app, by its namespace without the
+    /// slash (`lobby`, `chat`, `todo`).
+    AppEvent(&'a str),
+}
+
+impl<'a> ErrorKind<'a> {
+    /// The kind of a failed request, by the code its reply carries.
+    pub fn of_failure(code: &str) -> Self {
+        match Code::parse(code) {
+            Some(code) => ErrorKind::Client(code),
+            None if code == "upstream_status" => ErrorKind::UpstreamStatus,
+            None => ErrorKind::HandlerError,
+        }
+    }
+
+    /// The label value.
+    pub fn as_str(self) -> &'a str {
+        match self {
+            ErrorKind::Database => "database",
+            ErrorKind::Redis => "redis",
+            ErrorKind::WorkerReply => "worker_reply",
+            ErrorKind::PendingLimit => "pending_limit",
+            ErrorKind::HandshakeLimit => "handshake_limit",
+            ErrorKind::SessionGuard => "session_guard",
+            ErrorKind::Client(code) => code.as_str(),
+            ErrorKind::UpstreamStatus => "upstream_status",
+            ErrorKind::HandlerError => "handler_error",
+            ErrorKind::AppEvent(nsp) => nsp.trim_start_matches('/'),
+        }
+    }
+}
 
 /// What this node holds in one namespace, counted at scrape time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,8 +98,8 @@ pub struct Metrics {
     pub events_in: IntCounterVec,
     /// Events emitted (one per emit call, however many receive it) by namespace and name.
     pub events_out: IntCounterVec,
-    /// Errors by kind: client errors by code, and `database`.
-    pub errors: IntCounterVec,
+    /// Errors by kind (see [`Metrics::error`]).
+    errors: IntCounterVec,
     /// Dead nodes whose rows this node removed.
     pub swept_nodes: IntCounter,
     /// Time from a request's arrival to its answer, by route (the configured prefix or
@@ -246,7 +301,12 @@ impl Metrics {
         for kind in ADAPTER_KINDS {
             self.adapter.with_label_values(&[kind]).inc_by(0);
         }
-        self.errors.with_label_values(&["database"]).inc_by(0);
+        self.error(ErrorKind::Database).inc_by(0);
+    }
+
+    /// The counter of errors of `kind`.
+    pub fn error(&self, kind: ErrorKind<'_>) -> IntCounter {
+        self.errors.with_label_values(&[kind.as_str()])
     }
 
     /// Puts the request series of every route (label, kind) and worker stream at zero.
@@ -388,6 +448,31 @@ mod tests {
         let build = text.lines().find(|l| l.starts_with("roomcast_build_info{")).expect("build");
         assert!(build.ends_with("} 1"), "{build}");
         assert!(build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))), "{build}");
+    }
+
+    #[test]
+    fn error_kinds_keep_their_labels() {
+        let labels = [
+            (ErrorKind::Database, "database"),
+            (ErrorKind::Redis, "redis"),
+            (ErrorKind::WorkerReply, "worker_reply"),
+            (ErrorKind::PendingLimit, "pending_limit"),
+            (ErrorKind::HandshakeLimit, "handshake_limit"),
+            (ErrorKind::SessionGuard, "session_guard"),
+            (ErrorKind::Client(Code::BadPayload), "bad_payload"),
+            (ErrorKind::UpstreamStatus, "upstream_status"),
+            (ErrorKind::HandlerError, "handler_error"),
+            (ErrorKind::AppEvent("/lobby"), "lobby"),
+        ];
+        for (kind, label) in labels {
+            assert_eq!(kind.as_str(), label, "{kind:?}");
+        }
+        assert_eq!(ErrorKind::of_failure("timeout"), ErrorKind::Client(Code::Timeout));
+        assert_eq!(ErrorKind::of_failure("upstream_status"), ErrorKind::UpstreamStatus);
+        assert_eq!(ErrorKind::of_failure("no_stock"), ErrorKind::HandlerError);
+        let m = Metrics::new();
+        m.error(ErrorKind::AppEvent("/chat")).inc();
+        assert!(m.render().lines().any(|l| l == "roomcast_errors_total{kind=\"chat\"} 1"));
     }
 
     #[test]

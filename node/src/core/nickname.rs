@@ -1,21 +1,23 @@
-//! The names users pick in-band (the lobby's `login`, the chat's `add user`).
+//! The nickname a socket picks in-band (the lobby's `login`, the chat's `add user`).
 
-/// A name a client picks in-band (the lobby's `login`, the chat's `add user`).
+use crate::protocol::names::Nickname;
+
+/// A socket's nickname, once chosen.
 #[derive(Debug, Default)]
-pub struct Nickname(std::sync::Mutex<Option<String>>);
+pub struct NicknameSlot(std::sync::Mutex<Option<Nickname>>);
 
-impl Nickname {
+impl NicknameSlot {
     /// The name, once chosen.
-    pub fn get(&self) -> Option<String> {
+    pub fn get(&self) -> Option<Nickname> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Sets the name unless one is set; returns whether it was set.
-    pub fn set_once(&self, name: &str) -> bool {
+    pub fn set_once(&self, name: &Nickname) -> bool {
         let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let free = slot.is_none();
         if free {
-            *slot = Some(name.to_owned());
+            *slot = Some(name.clone());
         }
         free
     }
@@ -24,13 +26,4 @@ impl Nickname {
     pub fn clear(&self) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
-}
-
-/// A name other users will see: 1-64 characters, no control characters, no
-/// surrounding white space.
-pub fn valid_nickname(name: &str) -> Option<String> {
-    let ok = (1..=64).contains(&name.chars().count())
-        && !name.chars().any(char::is_control)
-        && name.trim() == name;
-    ok.then(|| name.to_owned())
 }

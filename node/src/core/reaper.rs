@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::db::Db;
-use crate::core::metrics::Metrics;
+use crate::core::metrics::{ErrorKind, Metrics};
 
 /// Rows deleted by one statement at most.
 pub const BATCH: usize = 500;
@@ -85,7 +85,7 @@ async fn reap(
                 retry = FIRST_RETRY;
             }
             Err(e) => {
-                metrics.errors.with_label_values(&["database"]).inc();
+                metrics.error(ErrorKind::Database).inc();
                 tracing::warn!(error = %e, rows = batch.len(), "session rows not removed yet");
                 tokio::select! {
                     _ = stop.cancelled() => return,
@@ -155,7 +155,7 @@ mod tests {
         let metrics = Metrics::new();
         let reaper = RowReaper::start(db.clone(), metrics.clone(), Duration::from_secs(60));
         reaper.remove("roomcast:a".into());
-        let errors = metrics.errors.with_label_values(&["database"]);
+        let errors = metrics.error(ErrorKind::Database);
         until("the failed delete was not counted", async || errors.get() > 0).await;
         rename("away", "express_sessions").await;
         until("the row was not deleted again", async || rows(db).await == 0).await;

@@ -11,7 +11,7 @@ use socketioxide::handler::{FromMessageParts, Value as PacketValue};
 use socketioxide::socket::Socket;
 use socketioxide::{BroadcastError, SendError, SocketError};
 
-use crate::core::metrics::Metrics;
+use crate::core::metrics::{ErrorKind, Metrics};
 use crate::core::state::AppState;
 pub use crate::protocol::error::{ClientError, Code, Outcome};
 
@@ -128,7 +128,7 @@ pub fn check_broadcast(
 /// The `error {message}` event of the example protocols (seeds 001 and 002), counted
 /// as an error of the namespace.
 pub fn fail<A: Adapter>(s: &SocketRef<A>, app: &AppState, message: &str) {
-    app.metrics.errors.with_label_values(&[s.ns().trim_start_matches('/')]).inc();
+    app.metrics.error(ErrorKind::AppEvent(s.ns())).inc();
     emit(s, app, "error", &json!({ "message": message }));
 }
 
@@ -162,7 +162,7 @@ impl<A: Adapter> Reply<A> {
     /// the `error` event `{event, code, message}` when there is no ack.
     pub fn send(self, event: &str, outcome: Outcome, metrics: &Metrics) {
         if let Err(e) = &outcome {
-            metrics.errors.with_label_values(&[e.code.as_str()]).inc();
+            metrics.error(ErrorKind::Client(e.code)).inc();
         }
         let ns = self.socket.ns();
         match (outcome, self.wants_ack) {

@@ -13,6 +13,7 @@ use crate::core::auth::Identity;
 use crate::core::db::sessions::socket_row_sid;
 use crate::core::db::{Db, DbError};
 use crate::core::history::feed;
+use crate::core::metrics::ErrorKind;
 use crate::core::state::AppState;
 
 /// What a `join room` did.
@@ -206,7 +207,7 @@ pub fn socket_rooms<A: Adapter>(s: &Socket<A>) -> Vec<String> {
 pub async fn persist_rooms<A: Adapter>(app: &AppState, s: &Socket<A>, member: &Member) {
     let ttl = app.config.database.session_ttl;
     if let Err(e) = member.update_row(&app.db, ttl, || socket_rooms(s)).await {
-        app.metrics.errors.with_label_values(&["database"]).inc();
+        app.metrics.error(ErrorKind::Database).inc();
         tracing::warn!(error = %e, user = %member.identity.user, "session row not updated");
     }
 }

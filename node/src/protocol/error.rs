@@ -50,9 +50,9 @@ impl Code {
         Code::NoHistory,
     ];
 
-    /// Whether `code` is one of the node's own (`upstream_status` counts as one).
-    pub fn is_known(code: &str) -> bool {
-        code == "upstream_status" || Code::ALL.iter().any(|c| c.as_str() == code)
+    /// The code sent as `code`, if it is one of these.
+    pub fn parse(code: &str) -> Option<Code> {
+        Code::ALL.into_iter().find(|c| c.as_str() == code)
     }
 
     /// The code as sent to clients.
@@ -98,3 +98,18 @@ impl ClientError {
 
 /// The result of a handler: extra fields of a success reply, or an error.
 pub type Outcome = Result<Map<String, Value>, ClientError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_read_back() {
+        for code in Code::ALL {
+            assert_eq!(Code::parse(code.as_str()), Some(code));
+        }
+        for other in ["", "upstream_status", "handler_error", "Bad_Payload"] {
+            assert_eq!(Code::parse(other), None, "{other}");
+        }
+    }
+}

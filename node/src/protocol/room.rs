@@ -5,6 +5,8 @@
 //! connected socket's id, which is that socket's private room (the adapter delivers a
 //! broadcast to a room named after a socket id to that socket).
 
+use super::error::{ClientError, Code};
+
 /// Longest room name, in characters.
 pub const MAX_ROOM_CHARS: usize = 100;
 
@@ -39,6 +41,31 @@ pub fn check_name(name: &str) -> Result<(), RoomError> {
     Ok(())
 }
 
+impl From<RoomError> for ClientError {
+    fn from(e: RoomError) -> Self {
+        let code = match e {
+            RoomError::Invalid => Code::RoomInvalid,
+            RoomError::Reserved => Code::RoomForbidden,
+        };
+        ClientError::new(code, e.to_string())
+    }
+}
+
+/// A room name that follows [`check_name`]'s rules.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoomName(String);
+
+impl RoomName {
+    /// `name`, if it follows the rules.
+    pub fn parse(name: impl Into<String>) -> Result<Self, RoomError> {
+        let name = name.into();
+        check_name(&name)?;
+        Ok(Self(name))
+    }
+}
+
+checked_text!(RoomName);
+
 /// Whether `name` has the shape of an Engine.IO socket id: 16 (socketioxide) to 20
 /// (Node's `base64id`) characters of the URL-safe base64 alphabet. A name of any other
 /// shape cannot be a socket's private room, so it needs no cluster query.
@@ -65,6 +92,28 @@ mod tests {
         }
         assert_eq!(check_name("$internal"), Err(RoomError::Reserved));
         assert_eq!(check_name("roomcast:x"), Err(RoomError::Reserved));
+    }
+
+    #[test]
+    fn room_names_are_built_only_from_good_names() {
+        let room = RoomName::parse("general").expect("ok");
+        assert_eq!(room.as_str(), "general");
+        assert_eq!(serde_json::to_value(&room).expect("json"), serde_json::json!("general"));
+        assert_eq!(RoomName::parse(" lead"), Err(RoomError::Invalid));
+        assert_eq!(RoomName::parse("$internal"), Err(RoomError::Reserved));
+    }
+
+    #[test]
+    fn room_errors_have_their_client_codes() {
+        let invalid = ClientError::from(RoomError::Invalid);
+        assert_eq!(invalid.code, Code::RoomInvalid);
+        assert_eq!(
+            invalid.message,
+            "room names are 1-100 printable characters without surrounding spaces"
+        );
+        let reserved = ClientError::from(RoomError::Reserved);
+        assert_eq!(reserved.code, Code::RoomForbidden);
+        assert_eq!(reserved.message, "this room name is reserved");
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub async fn serve(
         let address = peer.ip();
         let counted = !limits.trusted_proxies.iter().any(|net| net.contains(&address));
         if counted && pending.count(address) >= limits.max_pending_per_address {
-            metrics.errors.with_label_values(&["pending_limit"]).inc();
+            metrics.error(crate::core::metrics::ErrorKind::PendingLimit).inc();
             drop(tcp);
             continue;
         }

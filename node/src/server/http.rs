@@ -159,14 +159,14 @@ pub async fn gate_engine(State(app): State<AppState>, req: Request, next: Next) 
             if app.owners.allows(sid, address) {
                 next.run(req).await
             } else {
-                app.metrics.errors.with_label_values(&["session_guard"]).inc();
+                app.metrics.error(crate::core::metrics::ErrorKind::SessionGuard).inc();
                 (StatusCode::FORBIDDEN, "this session belongs to another client").into_response()
             }
         }
         None => {
             let Some(address) = address else { return next.run(detach_head(req)).await };
             if let Err(e) = app.owners.admit(address) {
-                app.metrics.errors.with_label_values(&["handshake_limit"]).inc();
+                app.metrics.error(crate::core::metrics::ErrorKind::HandshakeLimit).inc();
                 tracing::debug!(error = %e, "handshake refused");
                 return (StatusCode::TOO_MANY_REQUESTS, "too many sessions waiting to connect")
                     .into_response();

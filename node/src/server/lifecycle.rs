@@ -187,7 +187,7 @@ async fn heartbeat(state: AppState, engine: Engine, stop: CancellationToken) {
             Err(e) => {
                 store_was_away = true;
                 beats.break_off();
-                state.metrics.errors.with_label_values(&["database"]).inc();
+                state.metrics.error(crate::core::metrics::ErrorKind::Database).inc();
                 tracing::warn!(error = %e, "heartbeat failed");
             }
         }

@@ -13,11 +13,11 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
-use crate::core::nickname::Nickname;
-use crate::core::reply::{check_broadcast, count_in, count_out, emit, fail};
 use super::App;
+use crate::core::nickname::NicknameSlot;
+use crate::core::reply::{check_broadcast, count_in, count_out, emit, fail};
 use crate::core::state::AppState;
-
+use crate::protocol::names::Nickname;
 
 /// The room of every socket that has chosen a name.
 pub const USERS_ROOM: &str = "$chat:users";
@@ -33,25 +33,19 @@ impl App for Chat {
     const GUEST_CAPABLE: bool = true;
 
     fn register<A: Adapter>(socket: &SocketRef<A>) {
-        socket.extensions.insert(Arc::new(Nickname::default()));
+        socket.extensions.insert(Arc::new(NicknameSlot::default()));
         socket.on("add user", add_user::<A>);
         socket.on("new message", new_message::<A>);
-        socket.on(
-            "typing",
-            async |s: SocketRef<A>,
-                   State(app): State<AppState>,
-                   Extension(n): Extension<Arc<Nickname>>| {
-                relay_presence(&s, &app, &n, "typing").await;
-            },
-        );
-        socket.on(
-            "stop typing",
-            async |s: SocketRef<A>,
-                   State(app): State<AppState>,
-                   Extension(n): Extension<Arc<Nickname>>| {
-                relay_presence(&s, &app, &n, "stop typing").await;
-            },
-        );
+        for event in ["typing", "stop typing"] {
+            socket.on(
+                event,
+                async move |s: SocketRef<A>,
+                            State(app): State<AppState>,
+                            Extension(n): Extension<Arc<NicknameSlot>>| {
+                    relay_presence(&s, &app, &n, event).await;
+                },
+            );
+        }
         socket.on_fallback(async |s: SocketRef<A>, State(app): State<AppState>| {
             count_in(&s, &app, "unknown");
             fail(&s, &app, "Unknown event");
@@ -60,12 +54,13 @@ impl App for Chat {
 
     /// Tells the others who left and how many remain.
     async fn disconnected<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, app: AppState) {
-        let Some(nickname) = s.extensions.get::<Arc<Nickname>>() else { return };
+        let Some(nickname) = s.extensions.get::<Arc<NicknameSlot>>() else { return };
         let Some(username) = nickname.get() else { return };
         // The socket is still in its rooms while this handler runs.
         s.leave(USERS_ROOM);
         let num_users = user_count(&io, &app).await;
-        broadcast(&s, &app, "user left", json!({ "username": username, "numUsers": num_users })).await;
+        broadcast(&s, &app, "user left", json!({ "username": username, "numUsers": num_users }))
+            .await;
     }
 }
 
@@ -91,16 +86,23 @@ async fn user_count<A: Adapter>(io: &SocketIo<A>, app: &AppState) -> usize {
     }
 }
 
+/// The user name of an `add user` payload: the name itself.
+fn user_name(data: Value) -> Option<Nickname> {
+    match data {
+        Value::String(name) => Nickname::parse(name).ok(),
+        _ => None,
+    }
+}
+
 async fn add_user<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
     State(app): State<AppState>,
-    Extension(nickname): Extension<Arc<Nickname>>,
+    Extension(nickname): Extension<Arc<NicknameSlot>>,
     TryData(data): TryData<Value>,
 ) {
     count_in(&s, &app, "add user");
-    let Some(username) = data.ok().as_ref().and_then(Value::as_str).and_then(crate::core::nickname::valid_nickname)
-    else {
+    let Some(username) = data.ok().and_then(user_name) else {
         return fail(&s, &app, "Bad payload: expected a user name");
     };
     // As in the guide, a second `add user` on the same socket is ignored.
@@ -117,7 +119,7 @@ async fn add_user<A: Adapter>(
 async fn new_message<A: Adapter>(
     s: SocketRef<A>,
     State(app): State<AppState>,
-    Extension(nickname): Extension<Arc<Nickname>>,
+    Extension(nickname): Extension<Arc<NicknameSlot>>,
     TryData(data): TryData<Value>,
 ) {
     count_in(&s, &app, "new message");
@@ -132,7 +134,7 @@ async fn new_message<A: Adapter>(
 async fn relay_presence<A: Adapter>(
     s: &SocketRef<A>,
     app: &AppState,
-    nickname: &Nickname,
+    nickname: &NicknameSlot,
     event: &str,
 ) {
     count_in(s, app, event);
@@ -142,3 +144,15 @@ async fn relay_presence<A: Adapter>(
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names() {
+        assert_eq!(user_name(json!("Ann")).as_deref(), Some("Ann"));
+        for bad in [json!({"username": "Ann"}), json!(""), json!("Ann "), json!(7), json!(null)] {
+            assert_eq!(user_name(bad.clone()), None, "{bad}");
+        }
+    }
+}

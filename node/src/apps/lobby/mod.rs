@@ -15,13 +15,14 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
-use crate::core::nickname::Nickname;
-use crate::core::reply::{check_broadcast, count_in, count_out, emit, fail};
-use crate::apps::lobby::store::{JoinResult, Membership, Role};
 use super::App;
+use crate::apps::lobby::store::{JoinResult, Membership, Role};
 use crate::core::db::DbError;
+use crate::core::metrics::ErrorKind;
+use crate::core::nickname::NicknameSlot;
+use crate::core::reply::{check_broadcast, count_in, count_out, emit, fail};
 use crate::core::state::AppState;
-
+use crate::protocol::names::Nickname;
 
 /// The lobby app.
 pub struct Lobby;
@@ -31,7 +32,7 @@ impl App for Lobby {
     const GUEST_CAPABLE: bool = true;
 
     fn register<A: Adapter>(socket: &SocketRef<A>) {
-        socket.extensions.insert(Arc::new(Nickname::default()));
+        socket.extensions.insert(Arc::new(NicknameSlot::default()));
         socket.on("login", login::<A>);
         socket.on("logout", logout::<A>);
         socket.on("create_session", create_session::<A>);
@@ -65,7 +66,7 @@ fn room(key: &str) -> String {
 }
 
 fn unavailable(app: &AppState, e: &DbError) -> &'static str {
-    app.metrics.errors.with_label_values(&["database"]).inc();
+    app.metrics.error(ErrorKind::Database).inc();
     tracing::warn!(error = %e, "lobby store failed");
     "Service unavailable, try again"
 }
@@ -84,14 +85,35 @@ async fn broadcast<A: Adapter>(
 }
 
 /// The player name of a `login` payload `{name}`.
-fn player_name(data: &Value) -> Option<String> {
-    crate::core::nickname::valid_nickname(data.get("name")?.as_str()?)
+fn player_name(data: &Value) -> Option<Nickname> {
+    Nickname::parse(data.get("name")?.as_str()?).ok()
+}
+
+/// Checks a `create_session` payload `{type: "default", ph_users: 0}`: the one kind of
+/// session the original served. The refusal is the `error` event's message.
+fn check_session_request(data: Option<Value>) -> Result<(), &'static str> {
+    let data = data.filter(Value::is_object).unwrap_or_default();
+    if data.get("type").and_then(Value::as_str) != Some("default") {
+        return Err("Unsupported session type: only \"default\"");
+    }
+    if data.get("ph_users").and_then(Value::as_i64) != Some(0) {
+        return Err("ph_users must be 0");
+    }
+    Ok(())
+}
+
+/// The session key of a `join_session` payload: the key itself, 1-16 bytes.
+fn session_key(data: Value) -> Option<String> {
+    match data {
+        Value::String(key) if (1..=16).contains(&key.len()) => Some(key),
+        _ => None,
+    }
 }
 
 async fn login<A: Adapter>(
     s: SocketRef<A>,
     State(app): State<AppState>,
-    Extension(user): Extension<Arc<Nickname>>,
+    Extension(user): Extension<Arc<NicknameSlot>>,
     TryData(data): TryData<Value>,
 ) {
     count_in(&s, &app, "login");
@@ -123,7 +145,7 @@ async fn logout<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
     State(app): State<AppState>,
-    Extension(user): Extension<Arc<Nickname>>,
+    Extension(user): Extension<Arc<NicknameSlot>>,
 ) {
     count_in(&s, &app, "logout");
     if user.get().is_none() {
@@ -144,17 +166,13 @@ fn new_session_key() -> String {
 async fn create_session<A: Adapter>(
     s: SocketRef<A>,
     State(app): State<AppState>,
-    Extension(user): Extension<Arc<Nickname>>,
+    Extension(user): Extension<Arc<NicknameSlot>>,
     TryData(data): TryData<Value>,
 ) {
     count_in(&s, &app, "create_session");
     let Some(name) = user.get() else { return fail(&s, &app, "Not logged in") };
-    let data = data.ok().filter(Value::is_object).unwrap_or_default();
-    if data.get("type").and_then(Value::as_str) != Some("default") {
-        return fail(&s, &app, "Unsupported session type: only \"default\"");
-    }
-    if data.get("ph_users").and_then(Value::as_i64) != Some(0) {
-        return fail(&s, &app, "ph_users must be 0");
+    if let Err(refusal) = check_session_request(data.ok()) {
+        return fail(&s, &app, refusal);
     }
     let key = new_session_key();
     match app.db.create_lobby(&key, "default", 0, s.id.as_str(), &name, &app.node_id).await {
@@ -171,14 +189,13 @@ async fn create_session<A: Adapter>(
 async fn join_session<A: Adapter>(
     s: SocketRef<A>,
     State(app): State<AppState>,
-    Extension(user): Extension<Arc<Nickname>>,
+    Extension(user): Extension<Arc<NicknameSlot>>,
     TryData(data): TryData<Value>,
 ) {
     count_in(&s, &app, "join_session");
     let Some(name) = user.get() else { return fail(&s, &app, "Not logged in") };
-    let key = match data {
-        Ok(Value::String(key)) if (1..=16).contains(&key.len()) => key,
-        _ => return fail(&s, &app, "Bad payload: expected the session key"),
+    let Some(key) = data.ok().and_then(session_key) else {
+        return fail(&s, &app, "Bad payload: expected the session key");
     };
     match app.db.join_lobby(&key, s.id.as_str(), &name, &app.node_id).await {
         Ok(JoinResult::Joined) => {
@@ -196,7 +213,7 @@ async fn join_session<A: Adapter>(
 async fn process_check<A: Adapter>(
     s: SocketRef<A>,
     State(app): State<AppState>,
-    Extension(user): Extension<Arc<Nickname>>,
+    Extension(user): Extension<Arc<NicknameSlot>>,
 ) {
     count_in(&s, &app, "proccess_check");
     if user.get().is_none() {
@@ -259,6 +276,25 @@ mod tests {
         assert_eq!(key.len(), 8);
         assert!(key.chars().all(|c| c.is_ascii_uppercase() || ('2'..='9').contains(&c)), "{key}");
         assert_ne!(new_session_key(), key);
+    }
+
+    #[test]
+    fn session_requests() {
+        assert_eq!(check_session_request(Some(json!({"type": "default", "ph_users": 0}))), Ok(()));
+        let kind = "Unsupported session type: only \"default\"";
+        for bad in [None, Some(json!("default")), Some(json!({"type": "duel", "ph_users": 0}))] {
+            assert_eq!(check_session_request(bad.clone()), Err(kind), "{bad:?}");
+        }
+        let users = Some(json!({"type": "default", "ph_users": 2}));
+        assert_eq!(check_session_request(users), Err("ph_users must be 0"));
+    }
+
+    #[test]
+    fn session_keys() {
+        assert_eq!(session_key(json!("ABCD2345")).as_deref(), Some("ABCD2345"));
+        for bad in [json!(""), json!("K".repeat(17)), json!({"key": "ABCD2345"}), json!(7)] {
+            assert_eq!(session_key(bad.clone()), None, "{bad}");
+        }
     }
 
     #[test]

@@ -13,19 +13,24 @@ use socketioxide::socket::Sid;
 use socketioxide::socket::Socket;
 
 use super::App;
-use crate::core::reply::{Packet, Reach, Reply, check_broadcast, check_sent, count_in, count_out};
-use crate::protocol::error::{ClientError, Code, Outcome};
 use crate::core::history::feed;
-use crate::core::history::{Kind, Position, Range};
-use crate::core::requests::{self, Caller, Failure};
-use crate::protocol::room::{self, RoomError};
+use crate::core::history::{Kind, Position};
+use crate::core::metrics::ErrorKind;
+use crate::core::reply::{Packet, Reach, Reply, check_broadcast, check_sent, count_in, count_out};
+use crate::core::requests::{Caller, Failure};
 use crate::core::session::{
     JoinOutcome, Member, RequestAdmission, RequestSlot, persist_rooms, socket_rooms,
 };
 use crate::core::state::AppState;
+use crate::protocol::error::{ClientError, Code, Outcome};
+use crate::protocol::request::Request;
+use crate::protocol::room::{self, RoomName};
 
 pub mod credential;
+pub mod payload;
 pub mod recovery;
+
+use payload::{HistoryQuery, Invalidate, SendMessage};
 
 /// The workspace app.
 pub struct Workspace;
@@ -71,26 +76,10 @@ fn fields(value: Value) -> Map<String, Value> {
     }
 }
 
-/// A room name from a payload: a string that follows the naming rules.
-fn room_name(value: Option<&Value>) -> Result<&str, ClientError> {
-    let name = value
-        .and_then(Value::as_str)
-        .ok_or_else(|| ClientError::new(Code::BadPayload, "a room name (string) is required"))?;
-    room::check_name(name).map_err(|e| match e {
-        RoomError::Invalid => ClientError::new(Code::RoomInvalid, e.to_string()),
-        RoomError::Reserved => ClientError::new(Code::RoomForbidden, e.to_string()),
-    })?;
-    Ok(name)
-}
-
-/// A room the sender must be in.
-fn member_room<'a, A: Adapter>(
-    s: &Socket<A>,
-    value: Option<&'a Value>,
-) -> Result<&'a str, ClientError> {
-    let room = room_name(value)?;
-    if s.rooms().iter().any(|r| r == room) {
-        Ok(room)
+/// Refuses a room the sender is not in.
+fn check_member<A: Adapter>(s: &Socket<A>, room: &RoomName) -> Result<(), ClientError> {
+    if s.rooms().iter().any(|r| r == room.as_str()) {
+        Ok(())
     } else {
         Err(ClientError::new(Code::NotMember, "join the room first"))
     }
@@ -128,7 +117,6 @@ async fn is_private_room<A: Adapter>(
     }
 }
 
-
 async fn join_room<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
@@ -139,13 +127,12 @@ async fn join_room<A: Adapter>(
 ) {
     count_in(&s, &app, "join room");
     let outcome = async {
-        let data = data.map_err(|_| ClientError::new(Code::BadPayload, "unreadable payload"))?;
-        let room = room_name(Some(&data))?;
-        if room == s.id.as_str() || is_private_room(&io, &app, room).await? {
+        let room = payload::room_event(data.ok())?;
+        if room.as_str() == s.id.as_str() || is_private_room(&io, &app, &room).await? {
             return Err(ClientError::new(Code::RoomForbidden, "this is a socket's private room"));
         }
         let max = app.config.rooms.max_per_socket;
-        match member.join_room(room, max, || socket_rooms(&s), || s.join(room.to_owned())) {
+        match member.join_room(&room, max, || socket_rooms(&s), || s.join(room.to_string())) {
             JoinOutcome::TooMany => {
                 return Err(ClientError::new(Code::TooManyRooms, "leave a room first"));
             }
@@ -153,9 +140,9 @@ async fn join_room<A: Adapter>(
             JoinOutcome::AlreadyMember => {}
         }
         // The ack promises delivery of what other nodes send to the room from now on.
-        crate::core::connect::rooms_ready(&app, Workspace::PATH, vec![room.to_owned()]).await;
+        crate::core::connect::rooms_ready(&app, Workspace::PATH, vec![room.to_string()]).await;
         let mut ack = fields(json!({ "room": room }));
-        if let Some(position) = start_position(&s, &app, room).await {
+        if let Some(position) = start_position(&s, &app, &room).await {
             ack.extend(feed::position_fields(&position));
         }
         Ok(ack)
@@ -173,11 +160,11 @@ async fn leave_room<A: Adapter>(
 ) {
     count_in(&s, &app, "leave room");
     let outcome = async {
-        let data = data.map_err(|_| ClientError::new(Code::BadPayload, "unreadable payload"))?;
-        let room = member_room(&s, Some(&data))?;
-        s.leave(room.to_owned());
+        let room = payload::room_event(data.ok())?;
+        check_member(&s, &room)?;
+        s.leave(room.to_string());
         if let Some(feed) = feed::of(&s) {
-            feed.forget(room);
+            feed.forget(&room);
         }
         persist_rooms(&app, &s, &member).await;
         Ok(fields(json!({ "room": room })))
@@ -194,23 +181,18 @@ async fn invalidate<A: Adapter>(
 ) {
     count_in(&s, &app, "invalidate");
     let outcome: Outcome = async {
-        let data = data.ok().filter(Value::is_object).ok_or_else(|| {
-            ClientError::new(Code::BadPayload, "an object with a room is required")
-        })?;
-        let room = member_room(&s, data.get("room"))?.to_owned();
+        let Invalidate { room, data } = Invalidate::parse(data.ok())?;
+        check_member(&s, &room)?;
         count_out(&s, &app, "ds invalidate");
         if store(&s, &app, &room, Kind::Invalidate, &data).await.is_some() {
             return Ok(Map::new());
         }
-        let sent = s.to(room).emit("ds invalidate", &data).await;
+        let sent = s.to(String::from(room)).emit("ds invalidate", &data).await;
         Ok(delivered(&s, &app, check_broadcast(&app.metrics, s.ns(), "ds invalidate", sent)))
     }
     .await;
     reply.send("invalidate", outcome, &app.metrics);
 }
-
-/// Largest `message` of a chat message, in bytes of its JSON.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 async fn send_message<A: Adapter>(
     s: SocketRef<A>,
@@ -221,23 +203,8 @@ async fn send_message<A: Adapter>(
 ) {
     count_in(&s, &app, "sendMessage");
     let outcome = async {
-        let data = data.ok().filter(Value::is_object).ok_or_else(|| {
-            ClientError::new(Code::BadPayload, "an object {room, message} is required")
-        })?;
-        let message = match data.get("message") {
-            Some(Value::String(text)) if !text.is_empty() => data["message"].clone(),
-            Some(Value::Object(_)) => data["message"].clone(),
-            _ => {
-                return Err(ClientError::new(
-                    Code::BadPayload,
-                    "message must be a non-empty string or an object",
-                ));
-            }
-        };
-        if message.to_string().len() > MAX_MESSAGE_BYTES {
-            return Err(ClientError::new(Code::BadPayload, "message is too large"));
-        }
-        let room = member_room(&s, data.get("room"))?.to_owned();
+        let SendMessage { room, message } = SendMessage::parse(data.ok())?;
+        check_member(&s, &room)?;
         let id = uuid::Uuid::new_v4().to_string();
         let out = json!({
             "id": id,
@@ -254,7 +221,7 @@ async fn send_message<A: Adapter>(
             }
             Map::new()
         } else {
-            let sent = s.within(room).emit("incomingMessage", &out).await;
+            let sent = s.within(String::from(room)).emit("incomingMessage", &out).await;
             delivered(&s, &app, check_broadcast(&app.metrics, s.ns(), "incomingMessage", sent))
         };
         reply.insert("id".into(), id.into());
@@ -276,7 +243,7 @@ async fn start_position<A: Adapter>(s: &Socket<A>, app: &AppState, room: &str) -
             Some(position)
         }
         Err(e) => {
-            app.metrics.errors.with_label_values(&["redis"]).inc();
+            app.metrics.error(ErrorKind::Redis).inc();
             tracing::warn!(error = %e, room, "room position not read");
             None
         }
@@ -303,7 +270,8 @@ async fn store<A: Adapter>(
             // Node.js servers in the cluster have no history: they get their copy with
             // a flag that makes Roomcast servers skip it.
             if let Some(cluster) = app.cluster() {
-                let args = vec![crate::core::history::stamped(data, position.offset, &position.epoch)];
+                let args =
+                    vec![crate::core::history::stamped(data, position.offset, &position.epoch)];
                 let rooms = vec![room.to_owned()];
                 if let Err(e) =
                     cluster.broadcast_to_peers(Workspace::PATH, rooms, kind.event(), args).await
@@ -314,15 +282,12 @@ async fn store<A: Adapter>(
             Some(position)
         }
         Err(e) => {
-            app.metrics.errors.with_label_values(&["redis"]).inc();
+            app.metrics.error(ErrorKind::Redis).inc();
             tracing::warn!(error = %e, room, "room event not stored; sent without history");
             None
         }
     }
 }
-
-/// Most events one `history` request returns.
-const HISTORY_PAGE_MAX: usize = 100;
 
 /// `history {room, limit?, before?, after?}`: a page of the room's stored events,
 /// oldest first, for its members.
@@ -334,46 +299,15 @@ async fn history<A: Adapter>(
 ) {
     count_in(&s, &app, "history");
     let outcome = async {
-        let data = data.ok().filter(Value::is_object).ok_or_else(|| {
-            ClientError::new(
-                Code::BadPayload,
-                "an object {room, limit?, before?, after?} is required",
-            )
-        })?;
-        let room = member_room(&s, data.get("room"))?;
-        let Some(store) = app.history_of(room) else {
+        let HistoryQuery { room, range } = HistoryQuery::parse(data.ok())?;
+        check_member(&s, &room)?;
+        let Some(store) = app.history_of(&room) else {
             return Err(ClientError::new(Code::NoHistory, "this room keeps no history"));
         };
-        let number = |key: &str| -> Result<Option<u64>, ClientError> {
-            match data.get(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-                    ClientError::new(
-                        Code::BadPayload,
-                        format!("{key} must be a non-negative integer"),
-                    )
-                }),
-            }
-        };
-        let limit = match number("limit")? {
-            None => 50,
-            Some(n) if (1..=HISTORY_PAGE_MAX as u64).contains(&n) => n as usize,
-            Some(_) => {
-                let message = format!("limit must be 1 to {HISTORY_PAGE_MAX}");
-                return Err(ClientError::new(Code::BadPayload, message));
-            }
-        };
-        let range = match (number("before")?, number("after")?) {
-            (Some(_), Some(_)) => {
-                return Err(ClientError::new(Code::BadPayload, "give before or after, not both"));
-            }
-            (Some(before), None) => Range::Before(before, limit),
-            (None, Some(after)) => Range::After(after, limit),
-            (None, None) => Range::Latest(limit),
-        };
-        let page = store.read(room, range).await.map_err(|e| {
-            app.metrics.errors.with_label_values(&["redis"]).inc();
-            tracing::warn!(error = %e, room, "history not read");
+        let range = range?;
+        let page = store.read(&room, range).await.map_err(|e| {
+            app.metrics.error(ErrorKind::Redis).inc();
+            tracing::warn!(error = %e, room = room.as_str(), "history not read");
             ClientError::new(Code::Unavailable, "the history store is unavailable; try again")
         })?;
         let epoch = page.position.epoch.clone();
@@ -410,9 +344,9 @@ fn delivered<A: Adapter>(s: &SocketRef<A>, app: &AppState, reach: Reach) -> Map<
 /// which task the runtime schedules first.
 enum Admission {
     /// Parsed and holding one of the socket's request slots.
-    Admitted(requests::Request, RequestSlot),
+    Admitted(Request, RequestSlot),
     /// Refused before it ran: a duplicate uuid, or too many in flight.
-    Refused(requests::Request, Failure),
+    Refused(Request, Failure),
     /// Not a request.
     Invalid(ClientError),
 }
@@ -425,7 +359,7 @@ impl<A: Adapter> FromMessageParts<A> for Admission {
         ack_id: &Option<i64>,
     ) -> Result<Self, Infallible> {
         let TryData(data) = TryData::<Value>::from_message_parts(s, v, ack_id)?;
-        let request = match requests::Request::parse(data.ok()) {
+        let request = match Request::parse(data.ok()) {
             Ok(request) => request,
             Err(e) => return Ok(Admission::Invalid(e)),
         };
@@ -479,7 +413,7 @@ fn answer<A: Adapter>(
     s: &SocketRef<A>,
     app: &AppState,
     reply: Reply<A>,
-    request: &requests::Request,
+    request: &Request,
     outcome: Result<Value, Failure>,
 ) {
     let body = match &outcome {
@@ -487,9 +421,7 @@ fn answer<A: Adapter>(
         Err(e) => json!({ "uuid": request.uuid, "ok": false, "error": e.to_json() }),
     };
     if let Err(e) = &outcome {
-        // Worker codes are not a bounded set; they count as `handler_error`.
-        let code = if Code::is_known(&e.code) { e.code.as_str() } else { "handler_error" };
-        app.metrics.errors.with_label_values(&[code]).inc();
+        app.metrics.error(ErrorKind::of_failure(&e.code)).inc();
     }
     count_out(s, app, "request reply");
     let sent = s.emit(format!("request {}", request.uuid), &body);

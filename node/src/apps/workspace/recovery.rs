@@ -15,13 +15,14 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 
 use super::is_private_room;
-use crate::core::session::{persist_rooms, socket_rooms};
+use crate::apps::workspace::credential::{self, Claim, Refusal, RoomReason};
 use crate::core::history::feed::{self, Feed, Replay};
 use crate::core::history::{Position, Range};
-use crate::apps::workspace::credential::{self, Claim, Refusal, RoomReason};
-use crate::protocol::room;
+use crate::core::metrics::ErrorKind;
 use crate::core::session::{JoinOutcome, Member};
+use crate::core::session::{persist_rooms, socket_rooms};
 use crate::core::state::AppState;
+use crate::protocol::room;
 
 /// The credential issued to a socket at connect, for its `recovery` event.
 #[derive(Debug, Clone)]
@@ -86,7 +87,7 @@ pub async fn prepare<A: Adapter>(
                 }
                 Ok(None) => Err(Refusal::InvalidCredential),
                 Err(e) => {
-                    app.metrics.errors.with_label_values(&["database"]).inc();
+                    app.metrics.error(ErrorKind::Database).inc();
                     tracing::warn!(error = %e, "recovery credential not checked");
                     Err(Refusal::Unavailable)
                 }
@@ -96,7 +97,7 @@ pub async fn prepare<A: Adapter>(
         match app.db.resume_rooms(&previous, user).await {
             Ok(rooms) => Ok((rooms, None)),
             Err(e) => {
-                app.metrics.errors.with_label_values(&["database"]).inc();
+                app.metrics.error(ErrorKind::Database).inc();
                 tracing::warn!(error = %e, "resume ticket not read; rooms not restored");
                 Ok((Vec::new(), None))
             }
@@ -180,7 +181,7 @@ async fn settle(app: &AppState, feed: &Feed, room: &str, claim: Option<Claim>) -
     let page = match history.read(room, Range::After(after, size)).await {
         Ok(page) => page,
         Err(e) => {
-            app.metrics.errors.with_label_values(&["redis"]).inc();
+            app.metrics.error(ErrorKind::Redis).inc();
             tracing::warn!(error = %e, room, "history not read; room rejoined without replay");
             return Settled::refused(RoomReason::HistoryUnavailable, None);
         }

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::config::{AuthConfig, Secret};
 use crate::core::db::{Db, DbError};
+use crate::protocol::names::Login;
 use jwt::{JwtVerifier, TokenError};
 
 /// How a user proved who they are.
@@ -247,7 +248,7 @@ impl Authenticator {
         if via != AuthMethod::Password {
             // A token or an Express session naming a user Roomcast cannot represent, or
             // one deleted since it was issued, is refused as a bad credential.
-            let known = password::valid_login(&user)
+            let known = Login::parse(user.as_str()).is_ok()
                 && self.db.user_exists(&user).await.map_err(AuthError::Unavailable)?;
             if !known {
                 return Err(match via {
@@ -260,7 +261,7 @@ impl Authenticator {
     }
 
     async fn check_password(&self, login: String, password: String) -> Result<String, AuthError> {
-        if !password::valid_login(&login) || password.len() > 1024 {
+        if Login::parse(login.as_str()).is_err() || password.len() > 1024 {
             return Err(AuthError::BadLogin);
         }
         let stored = self.db.password_hash(&login).await.map_err(AuthError::Unavailable)?;

@@ -1,4 +1,4 @@
-//! Password hashing with argon2id and the login name rules.
+//! Password hashing with argon2id.
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -6,12 +6,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use subtle::ConstantTimeEq;
-
-/// A login is 1-64 characters of `[A-Za-z0-9_.@-]`: safe in logs, URLs and JSON.
-pub fn valid_login(login: &str) -> bool {
-    (1..=64).contains(&login.len())
-        && login.chars().all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c))
-}
 
 /// Longest password accepted, in bytes: hashing cost must stay bounded.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
@@ -160,13 +154,5 @@ mod tests {
         let burst = (0..8).map(|_| pool.verify(Some(phc.clone()), "pw".into()));
         let results = futures::future::join_all(burst).await;
         assert!(results.iter().any(Result::is_err), "a burst past the queue is refused");
-    }
-
-    #[test]
-    fn login_rules() {
-        assert!(valid_login("alice.b@x-y_z"));
-        assert!(!valid_login(""));
-        assert!(!valid_login("a b"));
-        assert!(!valid_login(&"a".repeat(65)));
     }
 }

@@ -287,7 +287,7 @@ async fn deliver<A: Adapter>(
         Ok(page) if page.position.epoch == d.epoch => page.records,
         Ok(_) => Vec::new(),
         Err(e) => {
-            metrics.errors.with_label_values(&["redis"]).inc();
+            metrics.error(crate::core::metrics::ErrorKind::Redis).inc();
             tracing::warn!(error = %e, room = %d.room, "gap in the room's events not filled");
             Vec::new()
         }

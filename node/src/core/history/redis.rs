@@ -376,7 +376,7 @@ async fn listen(
                 }
                 Ok(_) => {}
                 Err(RecvError::Lagged(n)) => {
-                    metrics.errors.with_label_values(&["redis"]).inc();
+                    metrics.error(crate::core::metrics::ErrorKind::Redis).inc();
                     tracing::warn!(dropped = n, "history feed messages dropped; gaps are filled from the store");
                 }
                 Err(RecvError::Closed) => return,
@@ -386,7 +386,7 @@ async fn listen(
             reconnect = reconnects.recv() => match reconnect {
                 Ok(_) => {
                     while let Err(e) = subscriber.subscribe(channel.as_str()).await {
-                        metrics.errors.with_label_values(&["redis"]).inc();
+                        metrics.error(crate::core::metrics::ErrorKind::Redis).inc();
                         tracing::warn!(error = %e, "history feed not subscribed again; retrying");
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         if !subscriber.is_connected() {

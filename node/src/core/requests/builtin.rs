@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::{Caller, Failure};
 use crate::core::db::Db;
-use crate::core::metrics::Metrics;
+use crate::core::metrics::{ErrorKind, Metrics};
 use crate::core::reply::Code;
 use crate::protocol::room;
 
@@ -48,7 +48,7 @@ async fn presence_room(
         return Err(Failure::new(Code::NotMember, "join the room first"));
     }
     let users = db.room_users(room).await.map_err(|e| {
-        metrics.errors.with_label_values(&["database"]).inc();
+        metrics.error(ErrorKind::Database).inc();
         tracing::warn!(error = %e, "presence query failed");
         Failure::new(Code::Unavailable, "presence is unavailable right now")
     })?;

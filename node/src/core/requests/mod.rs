@@ -25,46 +25,10 @@ use crate::config::{Config, RouteKind, RouteTable};
 use crate::core::db::Db;
 use crate::core::metrics::Metrics;
 use crate::core::reply::{ClientError, Code};
+use crate::protocol::request::{Request, RequestUuid};
 use queue::{Queue, QueueError, QueueSettings};
 use upstream::Upstream;
 use wire::Job;
-/// A parsed request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Request {
-    /// Client-chosen id, 1-64 characters of `[A-Za-z0-9_-]`; names the reply event.
-    pub uuid: String,
-    /// The handler to run.
-    pub route: String,
-    /// The handler's input; `null` when absent.
-    pub params: Value,
-}
-
-fn valid_uuid(uuid: &str) -> bool {
-    (1..=64).contains(&uuid.len())
-        && uuid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-impl Request {
-    /// Reads `{uuid, route, params}`; errors go to the `error` event or the ack, since
-    /// without a usable uuid there is no reply event to use.
-    pub fn parse(data: Option<Value>) -> Result<Self, ClientError> {
-        let bad = |message: &str| ClientError::new(Code::BadPayload, message);
-        let Some(Value::Object(mut fields)) = data else {
-            return Err(bad("an object {uuid, route, params} is required"));
-        };
-        let uuid = match fields.remove("uuid") {
-            Some(Value::String(uuid)) if valid_uuid(&uuid) => uuid,
-            _ => return Err(bad("uuid must be 1-64 characters of [A-Za-z0-9_-]")),
-        };
-        let route = match fields.remove("route") {
-            Some(Value::String(route)) if !route.is_empty() && route.len() <= 128 => route,
-            _ => return Err(bad("route must be a non-empty string")),
-        };
-        let params = fields.remove("params").unwrap_or(Value::Null);
-        Ok(Self { uuid, route, params })
-    }
-}
-
 /// The user named in the requests of inter-server events (no password login can
 /// start with `$`).
 pub const SERVER_CALLER: &str = "$server";
@@ -233,7 +197,7 @@ impl Dispatcher {
                     let deadline = chrono::Utc::now() + timeout;
                     let job = Job {
                         id: String::new(),
-                        uuid: request.uuid.clone(),
+                        uuid: request.uuid.to_string(),
                         route: request.route.clone(),
                         params: request.params.clone(),
                         user: caller.user.clone(),
@@ -274,8 +238,7 @@ impl Dispatcher {
             1 => args.remove(0),
             _ => Value::Array(args),
         };
-        let uuid = uuid::Uuid::new_v4().to_string();
-        let request = Request { uuid, route: event.to_owned(), params };
+        let request = Request { uuid: RequestUuid::random(), route: event.to_owned(), params };
         let caller = Caller { user: SERVER_CALLER.to_owned(), rooms: Vec::new() };
         match self.dispatch(&caller, &request).await {
             Ok(result) => serde_json::json!({ "ok": true, "result": result }),
@@ -295,38 +258,6 @@ impl Dispatcher {
         self.shutdown.cancel();
         if let Some(queue) = &self.queue {
             queue.close().await;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn parses_requests() {
-        let r = Request::parse(Some(json!({"uuid": "a-1", "route": "echo", "params": [1]})))
-            .expect("ok");
-        assert_eq!(r, Request { uuid: "a-1".into(), route: "echo".into(), params: json!([1]) });
-        let r = Request::parse(Some(json!({"uuid": "u", "route": "time"}))).expect("ok");
-        assert_eq!(r.params, Value::Null);
-    }
-
-    #[test]
-    fn refuses_bad_requests() {
-        for data in [
-            None,
-            Some(json!("x")),
-            Some(json!({"route": "echo"})),
-            Some(json!({"uuid": 5, "route": "echo"})),
-            Some(json!({"uuid": "has space", "route": "echo"})),
-            Some(json!({"uuid": "x".repeat(65), "route": "echo"})),
-            Some(json!({"uuid": "u"})),
-            Some(json!({"uuid": "u", "route": ""})),
-        ] {
-            let err = Request::parse(data.clone()).expect_err("refused");
-            assert_eq!(err.code, Code::BadPayload, "{data:?}");
         }
     }
 }

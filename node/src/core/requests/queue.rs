@@ -30,7 +30,7 @@ use tracing::Instrument;
 use super::wire::{Job, JobReply};
 use super::{Caller, Failure, builtin};
 use crate::core::db::Db;
-use crate::core::metrics::Metrics;
+use crate::core::metrics::{ErrorKind, Metrics};
 use crate::core::reply::Code;
 
 /// The consumer group every worker of a stream joins.
@@ -239,7 +239,7 @@ async fn listen(subscriber: Client, channel: String, waiters: Waiters, metrics: 
                 Ok(_) if std::mem::take(&mut first) => {}
                 Ok(_) => {
                     if let Err(e) = subscriber.subscribe(channel.as_str()).await {
-                        metrics.errors.with_label_values(&["redis"]).inc();
+                        metrics.error(ErrorKind::Redis).inc();
                         tracing::warn!(error = %e, "reply channel not subscribed again");
                     }
                 }
@@ -260,7 +260,7 @@ fn deliver(bytes: &[u8], waiters: &Waiters, metrics: &Metrics) {
             None => tracing::debug!(id = %reply.id, "reply for no waiting request"),
         },
         Err(e) => {
-            metrics.errors.with_label_values(&["worker_reply"]).inc();
+            metrics.error(ErrorKind::WorkerReply).inc();
             tracing::warn!(error = %e, "unusable worker reply dropped");
         }
     }
@@ -322,7 +322,7 @@ async fn reclaim(
         }
         for key in &keys {
             if let Err(e) = reclaim_stream(&client, key, min_idle, &metrics).await {
-                metrics.errors.with_label_values(&["redis"]).inc();
+                metrics.error(ErrorKind::Redis).inc();
                 tracing::warn!(error = %e, key, "reclaiming jobs failed");
             }
         }
@@ -398,7 +398,7 @@ impl Consumer {
             let batch = match batch {
                 Ok(batch) => batch,
                 Err(e) => {
-                    this.metrics.errors.with_label_values(&["redis"]).inc();
+                    this.metrics.error(ErrorKind::Redis).inc();
                     tracing::warn!(error = %e, key = %this.key, "reading jobs failed");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;

@@ -17,8 +17,9 @@ use tokio::sync::Semaphore;
 
 use serde_json::{Map, Value, json};
 
-use super::{Caller, Failure, Request};
+use super::{Caller, Failure};
 use crate::core::reply::Code;
+use crate::protocol::request::Request;
 
 /// The shared HTTP client; bodies over `max_body` bytes are refused.
 #[derive(Clone)]
@@ -59,7 +60,7 @@ impl Upstream {
             .post(url)
             .header("x-roomcast-user", &caller.user)
             .header("x-roomcast-route", &request.route)
-            .header("x-roomcast-request", &request.uuid)
+            .header("x-roomcast-request", request.uuid.as_str())
             .json(&request.params);
         if let Some(tp) = traceparent {
             post = post.header("traceparent", tp);
