@@ -942,6 +942,8 @@ describe('recovery across a Redis outage and restart (sqlite)', { timeout: 90000
     await delay(300);
     await cluster.restartRedis();
     await untilDelivered(bob, carol, room, 'the cluster back on the new Redis', 15000);
+    // Each node's own Redis links come back on their own schedule: carol's node too.
+    await untilDelivered(carol, bob, room, 'the cluster back on the new Redis, from node a', 15000);
     const last = await seen(carol, room, await say(carol, room, 'on the new Redis'));
     assert.notEqual(last.epoch, from[room].epoch, `a new epoch after the history was lost: ${JSON.stringify(last)}`);
 
