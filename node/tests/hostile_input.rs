@@ -73,7 +73,7 @@ proptest! {
             && let Err(failure) = reply.outcome
         {
             // A worker never puts arbitrary text where clients expect a code.
-            prop_assert!(failure.code.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '.'));
+            prop_assert!(failure.code.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '.'));
         }
     }
 

@@ -18,7 +18,7 @@ use roomcast_adapter::AdapterMetrics;
 
 use crate::core::build::BuildInfo;
 use crate::core::process::ProcessCollector;
-use crate::protocol::error::Code;
+use crate::protocol::error::{Code, ErrorCode};
 
 /// What went wrong: the `kind` label of `roomcast_errors_total`. Dashboards and alerts
 /// read these values, so they never change.
@@ -38,22 +38,18 @@ pub enum ErrorKind<'a> {
     SessionGuard,
     /// A client error, by its code.
     Client(Code),
-    /// An HTTP upstream answered with an error status.
-    UpstreamStatus,
-    /// A worker failed with a code of its own: those are not a bounded set.
-    HandlerError,
     /// An `error {message}` event of an example app, by its namespace without the
     /// slash (`lobby`, `chat`, `todo`).
     AppEvent(&'a str),
 }
 
 impl<'a> ErrorKind<'a> {
-    /// The kind of a failed request, by the code its reply carries.
-    pub fn of_failure(code: &str) -> Self {
-        match Code::parse(code) {
-            Some(code) => ErrorKind::Client(code),
-            None if code == "upstream_status" => ErrorKind::UpstreamStatus,
-            None => ErrorKind::HandlerError,
+    /// The kind of a client error, by its code. A handler's own codes are not a
+    /// bounded set, so they count as [`Code::HandlerError`].
+    pub fn of(code: &ErrorCode) -> Self {
+        match code {
+            ErrorCode::Node(code) => ErrorKind::Client(*code),
+            ErrorCode::Handler(_) => ErrorKind::Client(Code::HandlerError),
         }
     }
 
@@ -67,8 +63,6 @@ impl<'a> ErrorKind<'a> {
             ErrorKind::HandshakeLimit => "handshake_limit",
             ErrorKind::SessionGuard => "session_guard",
             ErrorKind::Client(code) => code.as_str(),
-            ErrorKind::UpstreamStatus => "upstream_status",
-            ErrorKind::HandlerError => "handler_error",
             ErrorKind::AppEvent(nsp) => nsp.trim_start_matches('/'),
         }
     }
@@ -460,16 +454,17 @@ mod tests {
             (ErrorKind::HandshakeLimit, "handshake_limit"),
             (ErrorKind::SessionGuard, "session_guard"),
             (ErrorKind::Client(Code::BadPayload), "bad_payload"),
-            (ErrorKind::UpstreamStatus, "upstream_status"),
-            (ErrorKind::HandlerError, "handler_error"),
+            (ErrorKind::Client(Code::UpstreamStatus), "upstream_status"),
+            (ErrorKind::Client(Code::HandlerError), "handler_error"),
             (ErrorKind::AppEvent("/lobby"), "lobby"),
         ];
         for (kind, label) in labels {
             assert_eq!(kind.as_str(), label, "{kind:?}");
         }
-        assert_eq!(ErrorKind::of_failure("timeout"), ErrorKind::Client(Code::Timeout));
-        assert_eq!(ErrorKind::of_failure("upstream_status"), ErrorKind::UpstreamStatus);
-        assert_eq!(ErrorKind::of_failure("no_stock"), ErrorKind::HandlerError);
+        let of = |code: &str| ErrorKind::of(&ErrorCode::from_handler(Some(code)));
+        assert_eq!(of("timeout"), ErrorKind::Client(Code::Timeout));
+        assert_eq!(of("upstream_status"), ErrorKind::Client(Code::UpstreamStatus));
+        assert_eq!(of("no_stock"), ErrorKind::Client(Code::HandlerError));
         let m = Metrics::new();
         m.error(ErrorKind::AppEvent("/chat")).inc();
         assert!(m.render().lines().any(|l| l == "roomcast_errors_total{kind=\"chat\"} 1"));

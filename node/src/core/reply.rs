@@ -162,7 +162,7 @@ impl<A: Adapter> Reply<A> {
     /// the `error` event `{event, code, message}` when there is no ack.
     pub fn send(self, event: &str, outcome: Outcome, metrics: &Metrics) {
         if let Err(e) = &outcome {
-            metrics.error(ErrorKind::Client(e.code)).inc();
+            metrics.error(ErrorKind::of(&e.code)).inc();
         }
         let ns = self.socket.ns();
         match (outcome, self.wants_ack) {

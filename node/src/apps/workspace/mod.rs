@@ -17,7 +17,7 @@ use crate::core::history::feed;
 use crate::core::history::{Kind, Position};
 use crate::core::metrics::ErrorKind;
 use crate::core::reply::{Packet, Reach, Reply, check_broadcast, check_sent, count_in, count_out};
-use crate::core::requests::{Caller, Failure};
+use crate::core::requests::Caller;
 use crate::core::session::{
     JoinOutcome, Member, RequestAdmission, RequestSlot, persist_rooms, socket_rooms,
 };
@@ -346,7 +346,7 @@ enum Admission {
     /// Parsed and holding one of the socket's request slots.
     Admitted(Request, RequestSlot),
     /// Refused before it ran: a duplicate uuid, or too many in flight.
-    Refused(Request, Failure),
+    Refused(Request, ClientError),
     /// Not a request.
     Invalid(ClientError),
 }
@@ -375,12 +375,12 @@ impl<A: Adapter> FromMessageParts<A> for Admission {
             RequestAdmission::Admitted(slot) => Admission::Admitted(request, slot),
             RequestAdmission::Duplicate => {
                 let refused =
-                    Failure::new(Code::DuplicateRequest, "this uuid is already in flight");
+                    ClientError::new(Code::DuplicateRequest, "this uuid is already in flight");
                 Admission::Refused(request, refused)
             }
             RequestAdmission::TooMany => {
                 let message = format!("at most {max} requests may be in flight on one socket");
-                Admission::Refused(request, Failure::new(Code::TooManyRequests, message))
+                Admission::Refused(request, ClientError::new(Code::TooManyRequests, message))
             }
         })
     }
@@ -414,14 +414,14 @@ fn answer<A: Adapter>(
     app: &AppState,
     reply: Reply<A>,
     request: &Request,
-    outcome: Result<Value, Failure>,
+    outcome: Result<Value, ClientError>,
 ) {
     let body = match &outcome {
         Ok(result) => json!({ "uuid": request.uuid, "ok": true, "result": result }),
         Err(e) => json!({ "uuid": request.uuid, "ok": false, "error": e.to_json() }),
     };
     if let Err(e) = &outcome {
-        app.metrics.error(ErrorKind::of_failure(&e.code)).inc();
+        app.metrics.error(ErrorKind::of(&e.code)).inc();
     }
     count_out(s, app, "request reply");
     let sent = s.emit(format!("request {}", request.uuid), &body);

@@ -3,10 +3,10 @@
 
 use serde_json::{Value, json};
 
-use super::{Caller, Failure};
+use super::Caller;
 use crate::core::db::Db;
 use crate::core::metrics::{ErrorKind, Metrics};
-use crate::core::reply::Code;
+use crate::protocol::error::{ClientError, Code};
 use crate::protocol::room;
 
 /// Runs a built-in route.
@@ -16,7 +16,7 @@ pub async fn run(
     caller: &Caller,
     route: &str,
     params: &Value,
-) -> Result<Value, Failure> {
+) -> Result<Value, ClientError> {
     match route {
         "echo" => Ok(params.clone()),
         "time" => {
@@ -28,7 +28,7 @@ pub async fn run(
         }
         "rooms.list" => Ok(json!({ "rooms": caller.rooms })),
         "presence.room" => presence_room(db, metrics, caller, params).await,
-        _ => Err(Failure::new(Code::UnknownRoute, "no handler for this route")),
+        _ => Err(ClientError::new(Code::UnknownRoute, "no handler for this route")),
     }
 }
 
@@ -38,19 +38,21 @@ async fn presence_room(
     metrics: &Metrics,
     caller: &Caller,
     params: &Value,
-) -> Result<Value, Failure> {
+) -> Result<Value, ClientError> {
     let room = params
         .get("room")
         .and_then(Value::as_str)
         .filter(|room| room::check_name(room).is_ok())
-        .ok_or_else(|| Failure::new(Code::BadParams, "params.room must be a valid room name"))?;
+        .ok_or_else(|| {
+            ClientError::new(Code::BadParams, "params.room must be a valid room name")
+        })?;
     if !caller.rooms.iter().any(|r| r == room) {
-        return Err(Failure::new(Code::NotMember, "join the room first"));
+        return Err(ClientError::new(Code::NotMember, "join the room first"));
     }
     let users = db.room_users(room).await.map_err(|e| {
         metrics.error(ErrorKind::Database).inc();
         tracing::warn!(error = %e, "presence query failed");
-        Failure::new(Code::Unavailable, "presence is unavailable right now")
+        ClientError::new(Code::Unavailable, "presence is unavailable right now")
     })?;
     Ok(json!({ "room": room, "users": users }))
 }

@@ -17,14 +17,14 @@ pub mod wire;
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, RouteKind, RouteTable};
 use crate::core::db::Db;
 use crate::core::metrics::Metrics;
-use crate::core::reply::{ClientError, Code};
+use crate::protocol::error::{ClientError, Code};
 use crate::protocol::request::{Request, RequestUuid};
 use queue::{Queue, QueueError, QueueSettings};
 use upstream::Upstream;
@@ -40,44 +40,6 @@ pub struct Caller {
     pub user: String,
     /// The socket's rooms when it asked.
     pub rooms: Vec<String>,
-}
-
-/// Why a request has no result: `{code, message, ..details}` in the reply.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Failure {
-    /// A machine-readable code: one of [`Code`], `timeout`, `upstream_status`, or a
-    /// worker's own.
-    pub code: String,
-    /// A sentence for people.
-    pub message: String,
-    /// Extra fields a handler added (an upstream's status and body, say).
-    pub details: Map<String, Value>,
-}
-
-impl Failure {
-    /// A failure with one of the node's codes.
-    pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { code: code.as_str().to_owned(), message: message.into(), details: Map::new() }
-    }
-
-    /// A failure with any code and extra fields.
-    pub fn with_details(code: String, message: String, details: Map<String, Value>) -> Self {
-        Self { code, message, details }
-    }
-
-    /// `{code, message, ..details}`.
-    pub fn to_json(&self) -> Value {
-        let mut out = self.details.clone();
-        out.insert("code".into(), self.code.clone().into());
-        out.insert("message".into(), self.message.clone().into());
-        Value::Object(out)
-    }
-}
-
-impl From<ClientError> for Failure {
-    fn from(e: ClientError) -> Self {
-        Self::new(e.code, e.message)
-    }
 }
 
 /// The request subsystem could not start.
@@ -171,10 +133,10 @@ impl Dispatcher {
         route = %request.route, uuid = %request.uuid, user = %caller.user, node = %self.node_id,
         kind = tracing::field::Empty, outcome = tracing::field::Empty,
     ))]
-    pub async fn dispatch(&self, caller: &Caller, request: &Request) -> Result<Value, Failure> {
+    pub async fn dispatch(&self, caller: &Caller, request: &Request) -> Result<Value, ClientError> {
         let _in_flight = self.in_flight.token();
         let Some(target) = self.table.resolve(&request.route) else {
-            return Err(Failure::new(Code::UnknownRoute, "no handler for this route"));
+            return Err(ClientError::new(Code::UnknownRoute, "no handler for this route"));
         };
         tracing::Span::current().record("kind", target.kind.as_str());
         let timeout = target.timeout.unwrap_or(self.timeout);
@@ -192,7 +154,7 @@ impl Dispatcher {
                 }
                 RouteKind::Worker => {
                     let Some(queue) = &self.queue else {
-                        return Err(Failure::new(Code::Unavailable, "no worker queue"));
+                        return Err(ClientError::new(Code::Unavailable, "no worker queue"));
                     };
                     let deadline = chrono::Utc::now() + timeout;
                     let job = Job {
@@ -216,7 +178,7 @@ impl Dispatcher {
             Ok(outcome) => outcome,
             Err(_) => {
                 self.metrics.request_timeouts.with_label_values(&labels).inc();
-                Err(Failure::new(Code::Timeout, "no handler answered in time"))
+                Err(ClientError::new(Code::Timeout, "no handler answered in time"))
             }
         };
         let code = outcome.as_ref().err().map_or("ok", |f| f.code.as_str());

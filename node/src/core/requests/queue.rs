@@ -28,10 +28,10 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::wire::{Job, JobReply};
-use super::{Caller, Failure, builtin};
+use super::{Caller, builtin};
 use crate::core::db::Db;
 use crate::core::metrics::{ErrorKind, Metrics};
-use crate::core::reply::Code;
+use crate::protocol::error::{ClientError, Code};
 
 /// The consumer group every worker of a stream joins.
 pub const GROUP: &str = "workers";
@@ -41,7 +41,7 @@ pub const GROUP: &str = "workers";
 #[error("request queue: {0}")]
 pub struct QueueError(#[from] fred::error::Error);
 
-type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Result<Value, Failure>>>>>;
+type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Result<Value, ClientError>>>>>;
 
 /// A handle on the queue; cheap to clone.
 #[derive(Clone)]
@@ -156,7 +156,7 @@ impl Queue {
 
     /// Queues `job` on `stream` and waits for its reply; the caller bounds the wait.
     /// `job.id` and `job.reply_to` are set here.
-    pub async fn call(&self, stream: &str, mut job: Job) -> Result<Value, Failure> {
+    pub async fn call(&self, stream: &str, mut job: Job) -> Result<Value, ClientError> {
         job.id = uuid::Uuid::new_v4().simple().to_string();
         job.reply_to = self.0.reply_to.clone();
         let (tx, rx) = oneshot::channel();
@@ -169,10 +169,10 @@ impl Queue {
             self.0.client.xadd(key, false, cap, "*", job.to_fields()).await;
         if let Err(e) = added {
             tracing::warn!(error = %e, stream, "job not queued");
-            return Err(Failure::new(Code::Unavailable, "the worker queue is unavailable"));
+            return Err(ClientError::new(Code::Unavailable, "the worker queue is unavailable"));
         }
         let outcome = rx.await.unwrap_or_else(|_| {
-            Err(Failure::new(Code::Unavailable, "the node stopped before the reply came"))
+            Err(ClientError::new(Code::Unavailable, "the node stopped before the reply came"))
         });
         drop(waiter);
         outcome

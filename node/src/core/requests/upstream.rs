@@ -17,8 +17,8 @@ use tokio::sync::Semaphore;
 
 use serde_json::{Map, Value, json};
 
-use super::{Caller, Failure};
-use crate::core::reply::Code;
+use super::Caller;
+use crate::protocol::error::{ClientError, Code};
 use crate::protocol::request::Request;
 
 /// The shared HTTP client; bodies over `max_body` bytes are refused.
@@ -49,12 +49,11 @@ impl Upstream {
         caller: &Caller,
         request: &Request,
         traceparent: Option<&str>,
-    ) -> Result<Value, Failure> {
+    ) -> Result<Value, ClientError> {
         // Held until the body is read; the semaphore is never closed.
-        let _permit =
-            self.permits.acquire().await.map_err(|_| {
-                Failure::new(Code::Unavailable, "the upstream handler is unavailable")
-            })?;
+        let _permit = self.permits.acquire().await.map_err(|_| {
+            ClientError::new(Code::Unavailable, "the upstream handler is unavailable")
+        })?;
         let mut post = self
             .client
             .post(url)
@@ -67,7 +66,7 @@ impl Upstream {
         }
         let unreachable = |e: reqwest::Error| {
             tracing::warn!(error = %e, url, "upstream request failed");
-            Failure::new(Code::Unavailable, "the upstream handler is unavailable")
+            ClientError::new(Code::Unavailable, "the upstream handler is unavailable")
         };
         let mut response = post.send().await.map_err(unreachable)?;
         let status = response.status();
@@ -97,8 +96,8 @@ impl Upstream {
             let mut details = Map::new();
             details.insert("status".into(), status.as_u16().into());
             details.insert("body".into(), body);
-            Err(Failure::with_details(
-                "upstream_status".into(),
+            Err(ClientError::with_details(
+                Code::UpstreamStatus.into(),
                 format!("the upstream handler answered {}", status.as_u16()),
                 details,
             ))
@@ -110,6 +109,6 @@ fn text(body: &[u8]) -> Value {
     Value::String(String::from_utf8_lossy(body).into_owned())
 }
 
-fn too_large() -> Failure {
-    Failure::new(Code::Unavailable, "the upstream reply is larger than server.max_payload")
+fn too_large() -> ClientError {
+    ClientError::new(Code::Unavailable, "the upstream reply is larger than server.max_payload")
 }

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::Failure;
+use crate::protocol::error::{ClientError, ErrorCode};
 
 /// A request queued for a worker.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,7 +100,7 @@ pub struct JobReply {
     /// The job's `id`.
     pub id: String,
     /// The result, or why there is none.
-    pub outcome: Result<Value, Failure>,
+    pub outcome: Result<Value, ClientError>,
 }
 
 /// A published reply that cannot be used.
@@ -115,20 +115,6 @@ pub enum ReplyError {
     /// `ok` missing or not a boolean.
     #[error("reply has no boolean ok")]
     NoOk,
-}
-
-/// Error codes workers may send are passed to the client when they look like codes;
-/// anything else becomes `handler_error`, so clients never see arbitrary text as a code.
-fn worker_code(code: Option<&Value>) -> String {
-    match code.and_then(Value::as_str) {
-        Some(c)
-            if (1..=64).contains(&c.len())
-                && c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_' || ch == '.') =>
-        {
-            c.to_owned()
-        }
-        _ => "handler_error".to_owned(),
-    }
 }
 
 impl JobReply {
@@ -157,12 +143,13 @@ impl JobReply {
                     Some(Value::Object(error)) => error,
                     _ => Map::new(),
                 };
-                let code = worker_code(error.remove("code").as_ref());
+                let code = error.remove("code");
+                let code = ErrorCode::from_handler(code.as_ref().and_then(Value::as_str));
                 let message = match error.remove("message") {
                     Some(Value::String(m)) => m,
                     _ => "the handler failed".to_owned(),
                 };
-                Err(Failure::with_details(code, message, error))
+                Err(ClientError::with_details(code, message, error))
             }
             _ => return Err(ReplyError::NoOk),
         };
@@ -173,6 +160,7 @@ impl JobReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::error::Code;
 
     fn job() -> Job {
         Job {
@@ -223,7 +211,7 @@ mod tests {
         assert_eq!(failure.to_json(), json!({"code": "no_stock", "message": "m", "left": 0}));
         let err = JobReply::parse(br#"{"id":"x","ok":false,"error":{"code":"<b>Bad Code</b>"}}"#)
             .expect("err");
-        assert_eq!(err.outcome.expect_err("failure").code, "handler_error");
+        assert_eq!(err.outcome.expect_err("failure").code, Code::HandlerError);
         assert_eq!(JobReply::parse(b"[1]"), Err(ReplyError::NotAnObject));
         assert_eq!(JobReply::parse(b"\xff"), Err(ReplyError::NotAnObject));
         assert_eq!(JobReply::parse(br#"{"ok":true}"#), Err(ReplyError::NoId));
