@@ -12,7 +12,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 
 import { startService } from './services.mjs';
-import { rand } from './env.mjs';
+import { WAIT_MS, rand } from './env.mjs';
 import { createDb } from './db.mjs';
 import { startNode, addUser } from './nodes.mjs';
 import { connectClient } from './clients.mjs';
