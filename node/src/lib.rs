@@ -11,7 +11,7 @@
 //!   sweep, drain) under one shutdown.
 //! - [`apps`] holds the namespaces, one folder each, plugged in through [`apps::App`].
 //! - [`core`] is what every app stands on, knowing none of them: state, credentials,
-//!   session rows and the SQL store, room history, request routing, metrics.
+//!   session rows and the SQL store, request routing, metrics.
 //! - [`protocol`] is the wire without I/O: client errors and their codes, the names a
 //!   client sends (rooms, logins, nicknames, request uuids), each checked once when
 //!   built, and the `request` payload.

@@ -1,15 +1,17 @@
 //! The apps: one Socket.IO namespace each, in a folder of its own that holds its
 //! payloads, handlers and store. An app plugs in through [`App`]; the node mounts every
-//! app listed in [`apps!`] the same way, so adding or removing one is its folder and
+//! app listed in `apps!` the same way, so adding or removing one is its folder and
 //! one line there.
 //!
-//! Every namespace goes through the same connect middleware (see [`mount`]), which
+//! Every namespace goes through the same connect middleware (see `mount`), which
 //! socketioxide awaits before it sends CONNECT: the official clients send buffered
 //! events right after CONNECT, and handlers registered later (in the spawned connect
 //! handler) would miss them.
 
 use std::future::Future;
+use std::pin::Pin;
 
+use axum::http::Extensions;
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -37,6 +39,21 @@ pub trait App: 'static {
 
     /// Registers the event handlers of a socket that passed the middleware.
     fn register<A: Adapter>(socket: &SocketRef<A>);
+
+    /// Starts what the app keeps for the node's life (its own stores and tasks), before
+    /// any namespace is mounted. Its handlers find what it hands back through
+    /// [`AppState::service`].
+    fn start<A: Adapter>(
+        _io: SocketIo<A>,
+        _app: AppState,
+    ) -> impl Future<Output = Result<Extensions, StartError>> + Send {
+        async { Ok(Extensions::new()) }
+    }
+
+    /// Stops what [`App::start`] started, once the node's sockets are gone.
+    fn stop(_app: AppState) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 
     /// What the app adds to an authenticated socket's member before its session row is
     /// written.
@@ -81,6 +98,14 @@ pub trait App: 'static {
     ) -> impl Future<Output = Result<(), DbError>> + Send {
         async { Ok(()) }
     }
+}
+
+/// An app could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The workspace's room history could not open its store.
+    #[error(transparent)]
+    History(#[from] workspace::history::HistoryError),
 }
 
 /// Something done for every app, in [`visit`] order.
@@ -141,6 +166,45 @@ pub fn check_config(config: &Config) -> Result<(), ConfigError> {
             message: format!("{ns:?} is not one of {capable:?}"),
         }),
         None => Ok(()),
+    }
+}
+
+type Step<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Starts every app in turn, and records what they started in `app` for their handlers.
+pub async fn start_all<A: Adapter>(io: &SocketIo<A>, app: &AppState) -> Result<(), StartError> {
+    struct Start<'a, A: Adapter> {
+        io: &'a SocketIo<A>,
+        app: &'a AppState,
+        steps: Vec<Step<Result<Extensions, StartError>>>,
+    }
+    impl<A: Adapter> Visit for Start<'_, A> {
+        fn app<T: App>(&mut self) {
+            self.steps.push(Box::pin(T::start(self.io.clone(), self.app.clone())));
+        }
+    }
+    let mut start = Start { io, app, steps: Vec::new() };
+    visit(&mut start);
+    let mut services = Extensions::new();
+    for step in start.steps {
+        services.extend(step.await?);
+    }
+    app.set_services(services);
+    Ok(())
+}
+
+/// Stops what every app started, in turn.
+pub async fn stop_all(app: &AppState) {
+    struct Stop<'a>(&'a AppState, Vec<Step<()>>);
+    impl Visit for Stop<'_> {
+        fn app<T: App>(&mut self) {
+            self.1.push(Box::pin(T::stop(self.0.clone())));
+        }
+    }
+    let mut stop = Stop(app, Vec::new());
+    visit(&mut stop);
+    for step in stop.1 {
+        step.await;
     }
 }
 

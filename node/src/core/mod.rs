@@ -1,6 +1,6 @@
 //! What every app stands on, knowing none of them: shared state, credentials, session
-//! rows and the SQL store, room history, request routing, metrics, and the connect
-//! middleware's common steps.
+//! rows and the SQL store, request routing, metrics, and the connect middleware's
+//! common steps.
 
 pub mod auth;
 pub mod build;
@@ -8,7 +8,6 @@ pub mod connect;
 pub mod db;
 pub mod guard;
 pub mod handshake;
-pub mod history;
 pub mod metrics;
 pub mod nickname;
 pub mod process;

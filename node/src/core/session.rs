@@ -12,9 +12,13 @@ use socketioxide::socket::Socket;
 use crate::core::auth::Identity;
 use crate::core::db::sessions::socket_row_sid;
 use crate::core::db::{Db, DbError};
-use crate::core::history::feed;
 use crate::core::metrics::ErrorKind;
 use crate::core::state::AppState;
+
+/// A room of the node's own, never the client's: a socket is in it while missed events
+/// are being sent to it, and room broadcasts leave it out until they are. `roomcast:`
+/// names are reserved, so no client can join it, and it is no room of the session row.
+pub const REPLAYING: &str = "roomcast:replaying";
 
 /// What a `join room` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,7 +202,7 @@ impl Member {
 /// membership, which a peer's `socketsJoin` / `socketsLeave` changes too.
 pub fn socket_rooms<A: Adapter>(s: &Socket<A>) -> Vec<String> {
     let mut rooms: Vec<String> =
-        s.rooms().into_iter().filter(|r| r != feed::REPLAYING).map(|r| r.into_owned()).collect();
+        s.rooms().into_iter().filter(|r| r != REPLAYING).map(|r| r.into_owned()).collect();
     rooms.sort();
     rooms
 }

@@ -3,13 +3,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use axum::http::Extensions;
 use roomcast_adapter::Cluster;
 
 use crate::config::Config;
 use crate::core::auth::Authenticator;
 use crate::core::db::Db;
 use crate::core::guard::SessionOwners;
-use crate::core::history::History;
 use crate::core::metrics::Metrics;
 use crate::core::reaper::RowReaper;
 use crate::core::requests::Dispatcher;
@@ -39,8 +39,9 @@ pub struct Inner {
     ready: AtomicBool,
     /// The Redis adapter's handle, set once it is connected; unset on a single node.
     cluster: OnceLock<Cluster>,
-    /// The room history, set at start-up; unset when `history.enabled` is false.
-    history: OnceLock<History>,
+    /// What the apps started for the node's life (their own stores), by type; set
+    /// once at start-up, before the first socket.
+    services: OnceLock<Extensions>,
 }
 
 impl AppState {
@@ -66,7 +67,7 @@ impl AppState {
             reaper,
             ready: AtomicBool::new(false),
             cluster: OnceLock::new(),
-            history: OnceLock::new(),
+            services: OnceLock::new(),
         }))
     }
 
@@ -92,19 +93,14 @@ impl AppState {
         self.0.cluster.get()
     }
 
-    /// Records the room history store (once, at start-up).
-    pub fn set_history(&self, history: History) {
-        let _ = self.0.history.set(history);
+    /// Records what the apps started (once, at start-up).
+    pub fn set_services(&self, services: Extensions) {
+        let _ = self.0.services.set(services);
     }
 
-    /// The room history store, when history is on.
-    pub fn history(&self) -> Option<&History> {
-        self.0.history.get()
-    }
-
-    /// The history of `room`, when it keeps one.
-    pub fn history_of(&self, room: &str) -> Option<&History> {
-        self.0.history.get().filter(|_| self.config.history.keeps(room))
+    /// The service of type `T` an app started, if it started one.
+    pub fn service<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.0.services.get()?.get::<T>()
     }
 }
 

@@ -12,11 +12,8 @@ use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_core::adapter::DefinedAdapter;
 
 use super::StartError;
-use crate::apps::{self, App, workspace::Workspace};
+use crate::apps;
 use crate::core::db::DbError;
-use crate::core::history::History;
-use crate::core::history::memory::MemoryStore;
-use crate::core::history::redis::{RedisSettings, RedisStore};
 use crate::core::metrics::{LoadSource, NamespaceLoad};
 use crate::core::session::{Member, persist_rooms, socket_rooms};
 use crate::core::state::AppState;
@@ -41,8 +38,7 @@ pub(super) struct Started {
 }
 
 impl Engine {
-    /// Builds the engine on the configured adapter, opens the room history and mounts
-    /// every app. The admin routes join the ops routes (on the main routes when those
+    /// Builds the engine on the configured adapter, then starts and mounts every app. The admin routes join the ops routes (on the main routes when those
     /// have no listener of their own), and the main routes come back wrapped by the
     /// Socket.IO layer.
     pub(super) async fn start(
@@ -157,14 +153,14 @@ fn builder(state: &AppState) -> SocketIoBuilder {
         .with_state(state.clone())
 }
 
-/// What every adapter needs before it serves: load metrics, the room history, and the
-/// apps mounted. The adapter's init results are handed back for the caller to complete.
+/// What every adapter needs before it serves: load metrics, and the apps started and
+/// mounted. The adapter's init results are handed back for the caller to complete.
 async fn prepare<A: Adapter + DefinedAdapter>(
     state: &AppState,
     io: &SocketIo<A>,
 ) -> Result<Vec<A::InitRes>, StartError> {
     state.metrics.watch_load(load_source(io.clone()));
-    start_history(state, io).await?;
+    apps::start_all(io, state).await?;
     Ok(apps::mount_all(io, state))
 }
 
@@ -194,41 +190,6 @@ fn load_source<A: Adapter>(io: SocketIo<A>) -> LoadSource {
             })
             .collect()
     })
-}
-
-/// Opens the room history store (in-process on one node, Redis in a cluster) and starts
-/// the task that delivers its feed to this node's sockets of the workspace, the app
-/// whose rooms keep history.
-async fn start_history<A: Adapter>(state: &AppState, io: &SocketIo<A>) -> Result<(), StartError> {
-    let config = &state.config;
-    if !config.history.enabled {
-        return Ok(());
-    }
-    let (feed, deliveries) = tokio::sync::mpsc::unbounded_channel();
-    let history = match &config.redis.url {
-        None => History::Memory(MemoryStore::new(config.history.clone(), feed)),
-        Some(url) => {
-            let settings = RedisSettings {
-                url: url.expose(),
-                cluster: config.redis.cluster,
-                key: &config.redis.key,
-                timeout: config.redis.request_timeout,
-            };
-            let store =
-                RedisStore::connect(settings, config.history.clone(), feed, state.metrics.clone())
-                    .await?;
-            History::Redis(store)
-        }
-    };
-    tokio::spawn(crate::core::history::feed::run(
-        io.clone(),
-        Workspace::PATH,
-        history.clone(),
-        deliveries,
-        state.metrics.clone(),
-    ));
-    state.set_history(history);
-    Ok(())
 }
 
 /// Rewrites the session rows of this node's sockets whose rooms a peer changed

@@ -11,8 +11,8 @@ use tokio_util::task::TaskTracker;
 
 use super::accept::{self, ConnectionLimits};
 use super::engine::Engine;
+use crate::apps;
 use crate::core::db::DbError;
-use crate::core::history::History;
 use crate::core::state::AppState;
 
 /// Tasks that stop together: a token to tell them, and a tracker to wait for them.
@@ -102,9 +102,7 @@ impl Supervisor {
         state.reaper.close();
         remove_rows(&state).await;
         state.requests.close().await;
-        if let Some(History::Redis(store)) = state.history() {
-            store.close().await;
-        }
+        apps::stop_all(&state).await;
         state.db.close().await;
         tracing::info!("stopped");
     }

@@ -1,5 +1,5 @@
 //! Wiring a node, top to bottom: store, credentials, the engine with its apps, HTTP,
-//! and a [`Supervisor`](lifecycle::Supervisor) that drains before it exits.
+//! and a `Supervisor` (`lifecycle.rs`) that drains before it exits.
 
 use std::net::SocketAddr;
 
@@ -45,9 +45,9 @@ pub enum StartError {
     /// The request handlers could not start (the worker queue's Redis).
     #[error(transparent)]
     Requests(#[from] crate::core::requests::RequestsStartError),
-    /// The room history store could not connect.
+    /// An app could not start what it keeps (the workspace's room history store).
     #[error(transparent)]
-    History(#[from] crate::core::history::HistoryError),
+    Apps(#[from] apps::StartError),
     /// The adapter could not subscribe a namespace's channels.
     #[error("redis adapter: {0}")]
     AdapterInit(#[from] roomcast_adapter::InitError),
@@ -136,7 +136,7 @@ impl Node {
     }
 
     /// Serves until `shutdown` is cancelled, then drains (see
-    /// [`Supervisor::shut_down`]).
+    /// `Supervisor::shut_down`).
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let Node { state, engine, app, listener, ops } = self;
         let addr = listener.local_addr()?;

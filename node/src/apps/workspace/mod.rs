@@ -1,9 +1,11 @@
 //! The workspace protocol of seed 000 on namespace `/`: rooms, relayed messages and
-//! invalidations, and the request controller.
+//! invalidations, and the request controller; with the room history those messages
+//! are kept in ([`history`]) and connection recovery on top of it ([`recovery`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::http::Extensions;
 use serde_json::{Map, Value, json};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -12,9 +14,7 @@ use socketioxide::handler::{FromMessageParts, Value as PacketValue};
 use socketioxide::socket::Sid;
 use socketioxide::socket::Socket;
 
-use super::App;
-use crate::core::history::feed;
-use crate::core::history::{Kind, Position};
+use super::{App, StartError};
 use crate::core::metrics::ErrorKind;
 use crate::core::reply::{Packet, Reach, Reply, check_broadcast, check_sent, count_in, count_out};
 use crate::core::requests::Caller;
@@ -27,9 +27,12 @@ use crate::protocol::request::Request;
 use crate::protocol::room::{self, RoomName};
 
 pub mod credential;
+pub mod history;
 pub mod payload;
 pub mod recovery;
 
+use history::feed;
+use history::{History, Kind, Position};
 use payload::{HistoryQuery, Invalidate, SendMessage};
 
 /// The workspace app.
@@ -46,6 +49,21 @@ impl App for Workspace {
         socket.on("sendMessage", send_message::<A>);
         socket.on("history", history::<A>);
         socket.on_fallback(unknown_event::<A>);
+    }
+
+    /// The room history: its store, and the task that feeds this node's sockets.
+    async fn start<A: Adapter>(io: SocketIo<A>, app: AppState) -> Result<Extensions, StartError> {
+        let mut services = Extensions::new();
+        if let Some(history) = History::start(&io, &app, Self::PATH).await? {
+            services.insert(history);
+        }
+        Ok(services)
+    }
+
+    async fn stop(app: AppState) {
+        if let Some(history) = History::of_node(&app) {
+            history.close().await;
+        }
     }
 
     /// Every socket gets a recovery credential; its row keeps the secret's hash.
@@ -234,7 +252,7 @@ async fn send_message<A: Adapter>(
 /// Where a socket that just joined `room` starts: the room's position, which the join
 /// ack tells the client (its position to recover from if nothing arrives before a drop).
 async fn start_position<A: Adapter>(s: &Socket<A>, app: &AppState, room: &str) -> Option<Position> {
-    let history = app.history_of(room)?;
+    let history = History::of_room(app, room)?;
     match history.position(room).await {
         Ok(position) => {
             if let Some(feed) = feed::of(s) {
@@ -263,7 +281,7 @@ async fn store<A: Adapter>(
     kind: Kind,
     data: &Value,
 ) -> Option<Position> {
-    let history = app.history_of(room)?;
+    let history = History::of_room(app, room)?;
     let origin = (kind == Kind::Invalidate).then(|| s.id.to_string());
     match history.append(room, kind, data, origin).await {
         Ok(position) => {
@@ -271,7 +289,7 @@ async fn store<A: Adapter>(
             // a flag that makes Roomcast servers skip it.
             if let Some(cluster) = app.cluster() {
                 let args =
-                    vec![crate::core::history::stamped(data, position.offset, &position.epoch)];
+                    vec![history::stamped(data, position.offset, &position.epoch)];
                 let rooms = vec![room.to_owned()];
                 if let Err(e) =
                     cluster.broadcast_to_peers(Workspace::PATH, rooms, kind.event(), args).await
@@ -301,7 +319,7 @@ async fn history<A: Adapter>(
     let outcome = async {
         let HistoryQuery { room, range } = HistoryQuery::parse(data.ok())?;
         check_member(&s, &room)?;
-        let Some(store) = app.history_of(&room) else {
+        let Some(store) = History::of_room(&app, &room) else {
             return Err(ClientError::new(Code::NoHistory, "this room keeps no history"));
         };
         let range = range?;

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::core::history::Range;
+use super::history::Range;
 use crate::protocol::error::{ClientError, Code};
 use crate::protocol::room::RoomName;
 

@@ -15,11 +15,11 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 
 use super::is_private_room;
-use crate::apps::workspace::credential::{self, Claim, Refusal, RoomReason};
-use crate::core::history::feed::{self, Feed, Replay};
-use crate::core::history::{Position, Range};
+use super::credential::{self, Claim, Refusal, RoomReason};
+use super::history::feed::{self, Feed, Replay};
+use super::history::{History, Position, Range};
 use crate::core::metrics::ErrorKind;
-use crate::core::session::{JoinOutcome, Member};
+use crate::core::session::{JoinOutcome, Member, REPLAYING};
 use crate::core::session::{persist_rooms, socket_rooms};
 use crate::core::state::AppState;
 use crate::protocol::room;
@@ -111,7 +111,7 @@ pub async fn prepare<A: Adapter>(
             let mut claims = claims.unwrap_or_default();
             if !rooms.is_empty() {
                 // Room broadcasts leave it out until its replay is out (`Feed::release`).
-                s.join(feed::REPLAYING);
+                s.join(REPLAYING);
             }
             for room in rooms {
                 let claim = claims.remove(&room);
@@ -170,7 +170,7 @@ impl Settled {
 
 /// Decides what one rejoined room gets: its missed events, or why not.
 async fn settle(app: &AppState, feed: &Feed, room: &str, claim: Option<Claim>) -> Settled {
-    let Some(history) = app.history_of(room) else {
+    let Some(history) = History::of_room(app, room) else {
         return Settled::refused(RoomReason::NoHistory, None);
     };
     let after = match &claim {
@@ -250,7 +250,7 @@ pub async fn complete<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, app: AppStat
     for replay in settled.iter().filter_map(|(_, o)| o.replay.as_ref()) {
         replay.send(&s, &feed, &app.metrics);
     }
-    feed.release(&io, &s, app.history(), &app.metrics).await;
+    feed.release(&io, &s, History::of_node(&app), &app.metrics).await;
     // The client came back before the server noticed its old transport was dead: that
     // socket, wherever it is, is closed now rather than at its ping timeout.
     if let Some(previous) = pending.previous

@@ -22,8 +22,13 @@ pub mod redis;
 use std::fmt;
 
 use serde_json::{Map, Value};
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
 
 use crate::config::HistoryConfig;
+use crate::core::state::AppState;
+use memory::MemoryStore;
+use redis::{RedisSettings, RedisStore};
 
 /// What a stored event was, and the event name clients receive it under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +171,56 @@ impl fmt::Debug for History {
 }
 
 impl History {
+    /// Opens the store (in-process on one node, Redis in a cluster) and starts the task
+    /// that delivers its feed to this node's sockets of namespace `ns`; nothing when
+    /// `history.enabled` is off.
+    pub async fn start<A: Adapter>(
+        io: &SocketIo<A>,
+        app: &AppState,
+        ns: &'static str,
+    ) -> Result<Option<History>, HistoryError> {
+        let config = &app.config;
+        if !config.history.enabled {
+            return Ok(None);
+        }
+        let (feed, deliveries) = tokio::sync::mpsc::unbounded_channel();
+        let history = match &config.redis.url {
+            None => History::Memory(MemoryStore::new(config.history.clone(), feed)),
+            Some(url) => {
+                let settings = RedisSettings {
+                    url: url.expose(),
+                    cluster: config.redis.cluster,
+                    key: &config.redis.key,
+                    timeout: config.redis.request_timeout,
+                };
+                let metrics = app.metrics.clone();
+                let store =
+                    RedisStore::connect(settings, config.history.clone(), feed, metrics).await?;
+                History::Redis(store)
+            }
+        };
+        let metrics = app.metrics.clone();
+        tokio::spawn(feed::run(io.clone(), ns, history.clone(), deliveries, metrics));
+        Ok(Some(history))
+    }
+
+    /// The node's room history, when it keeps one.
+    pub fn of_node(app: &AppState) -> Option<&History> {
+        app.service::<History>()
+    }
+
+    /// The history of `room`, when it keeps one.
+    pub fn of_room<'a>(app: &'a AppState, room: &str) -> Option<&'a History> {
+        Self::of_node(app).filter(|_| app.config.history.keeps(room))
+    }
+
+    /// Closes the store's Redis connections; in process there is nothing to close.
+    pub async fn close(&self) {
+        if let History::Redis(store) = self {
+            store.close().await;
+        }
+    }
+
     /// Stores `data` as the room's next event and hands it to the feed of every node.
     /// `skip` names a socket that is not sent it live (an invalidation's sender).
     pub async fn append(

@@ -31,6 +31,7 @@ use tokio::sync::{Notify, mpsc};
 use super::{Delivery, History, Position, Range, Record};
 use crate::core::metrics::Metrics;
 use crate::core::reply::{Packet, check_broadcast, check_sent};
+use crate::core::session::REPLAYING;
 
 #[derive(Debug, Default)]
 struct State {
@@ -47,10 +48,6 @@ pub struct Feed {
     moved: Notify,
     waiting: AtomicUsize,
 }
-
-/// The room a socket is in while its replay is being sent: a room broadcast leaves it
-/// out (`roomcast:` names are reserved, no client can join it).
-pub const REPLAYING: &str = "roomcast:replaying";
 
 /// What became of an event offered to one socket.
 enum Offer {

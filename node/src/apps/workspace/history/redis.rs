@@ -2,7 +2,7 @@
 //! and a stream `{…}:log` whose entry ids are the offsets. Both share a hash tag, so a
 //! Redis Cluster keeps them in one slot and one script can use both.
 //!
-//! [`APPEND`] assigns the offset, appends, trims and PUBLISHes the event on the feed
+//! `APPEND` assigns the offset, appends, trims and PUBLISHes the event on the feed
 //! channel in one atomic step: Redis runs scripts one at a time, so the feed carries each
 //! room's events in offset order to every node. The feed message is Roomcast's own
 //! (`<offset> <epoch> <stored_ms> <tag> <skip> <room length> <room><json>`, `skip` the
