@@ -38,9 +38,9 @@ pub(super) struct Started {
 }
 
 impl Engine {
-    /// Builds the engine on the configured adapter, then starts and mounts every app. The admin routes join the ops routes (on the main routes when those
-    /// have no listener of their own), and the main routes come back wrapped by the
-    /// Socket.IO layer.
+    /// Builds the engine on the configured adapter, then starts and mounts every app. The
+    /// admin routes join the ops routes (on the main routes when those have no listener
+    /// of their own), and the main routes come back wrapped by the Socket.IO layer.
     pub(super) async fn start(
         state: &AppState,
         routes: Router,
